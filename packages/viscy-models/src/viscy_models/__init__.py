@@ -1,0 +1,3 @@
+"""Neural network architectures for microscopy."""
+
+__all__: list[str] = []

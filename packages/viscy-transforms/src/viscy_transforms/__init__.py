@@ -1,0 +1,3 @@
+"""Batched, GPU-friendly dictionary transforms for microscopy."""
+
+__all__: list[str] = []
