@@ -170,13 +170,15 @@ class MultiExperimentIndex:
             df[col] = df[col].astype(np.int64)
 
         # per-FOV attributes, computed on the (few) FOVs and broadcast through codes
-        df["fov_name"] = df["fov_name"].astype(str).str.strip("/")
-        fov_key = pd.MultiIndex.from_arrays(
-            [df["experiment"].astype(str), df["fov_name"]], names=["experiment", "fov_name"]
-        )
-        fov_codes, fovs = fov_key.factorize()
-        fov_exp = fovs.get_level_values(0).to_numpy()
-        fov_name = fovs.get_level_values(1).to_numpy()
+        # factorize on the few distinct values, never per-row string work
+        exp_codes, exp_values = pd.factorize(df["experiment"])
+        name_codes, name_values = pd.factorize(df["fov_name"])
+        exp_values = np.array([str(v) for v in exp_values], dtype=object)
+        name_values = np.array([str(v).strip("/") for v in name_values], dtype=object)
+        pair = exp_codes.astype(np.int64) * max(len(name_values), 1) + name_codes
+        fov_codes, pair_values = pd.factorize(pair)
+        fov_exp = exp_values[np.asarray(pair_values) // max(len(name_values), 1)]
+        fov_name = name_values[np.asarray(pair_values) % max(len(name_values), 1)]
         fov_well = np.array([f.rsplit("/", 1)[0] for f in fov_name], dtype=object)
         unknown = sorted(set(fov_exp) - set(registry.names))
         if unknown:
