@@ -42,10 +42,10 @@ class DemoConfig:
     infection_onset: int | None = 2
     crop_size: int = 40
     patch_size: int = 32
-    width: int = 16
+    width: int = 8
     embedding_dim: int = 64
     projection_dim: int = 32
-    epochs: int = 12
+    epochs: int = 10
     batch_size: int = 64
     lr: float = 2e-3
     temperature: float = 0.2
@@ -180,6 +180,21 @@ def _embed(module, dataset, batch_size: int, out_path: Path, progress: bool) -> 
     return anndata.read_zarr(out_path)
 
 
+def _save_triplet_figure(grid: np.ndarray, channels: tuple[str, ...], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    height, width = grid.shape[:2]
+    fig = Figure(figsize=(width / 40 + 0.5, height / 40 + 0.8), dpi=100)
+    ax = fig.add_subplot()
+    ax.imshow(grid, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(
+        f"anchor | positive (same cell, t+1) | negative\n(each: {', '.join(channels)})",
+        fontsize="small",
+    )
+    fig.savefig(path, format="png", bbox_inches="tight")
+
+
 def _evaluate(adata, cells: pd.DataFrame, seed: int) -> dict[str, float]:
     from viscy_utils.evaluation import temporal_smoothness
 
@@ -214,7 +229,6 @@ def run_demo(
     from lightning.pytorch import Trainer, seed_everything
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
-    from matplotlib import pyplot as plt
     from torch.utils.data import DataLoader
 
     from dynaclr._demo_data import CellCropDataset, TemporalTripletDataset, load_cell_crops
@@ -322,7 +336,7 @@ def run_demo(
     )
     batch = next(iter(DataLoader(train_set, batch_size=8, shuffle=True)))
     grid_png = out / "triplets.png"
-    plt.imsave(grid_png, render_triplet_grid(batch, max_samples=8))
+    _save_triplet_figure(render_triplet_grid(batch, max_samples=8), channels, grid_png)
 
     result = DemoResult(
         metrics=metrics,
