@@ -24,7 +24,7 @@ def test_filter_fov_names():
 
 
 def test_select_well_on_plate(hcs_plate_v5):
-    with open_ome_zarr(hcs_plate_v5, mode="r") as plate:
+    with open_ome_zarr(hcs_plate_v5.path, mode="r") as plate:
         kept = _Selector(include_wells=["A/1"])._filter_fit_fovs(plate)
         assert [p.zgroup.name.strip("/") for p in kept] == ["A/1/0", "A/1/1"]
         kept = _Selector(exclude_fovs=["A/1/0", "B/1/1"])._filter_fit_fovs(plate)

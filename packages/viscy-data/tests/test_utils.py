@@ -21,7 +21,7 @@ from viscy_data._utils import (
 
 
 def test_read_norm_meta(hcs_plate):
-    with open_ome_zarr(hcs_plate, mode="r") as plate:
+    with open_ome_zarr(hcs_plate.path, mode="r") as plate:
         pos = plate["A/1/1"]
         data = pos["0"][2, 1]
         meta = read_norm_meta(pos)
@@ -39,7 +39,7 @@ def test_read_norm_meta(hcs_plate):
 
 
 def test_read_norm_meta_absent(sharded_plate):
-    with open_ome_zarr(sharded_plate, mode="r") as plate:
+    with open_ome_zarr(sharded_plate.path, mode="r") as plate:
         assert read_norm_meta(plate["A/1/0"]) is None
 
 
