@@ -84,12 +84,13 @@ class TinyRegressor(LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = torch.nn.functional.mse_loss(self(batch["source"]), batch["source"])
-        self.log("loss/train", loss)
+        self.log("loss/train", loss, batch_size=len(batch["source"]))
         self.steps += 1
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self.log("loss/val", torch.nn.functional.mse_loss(self(batch["source"]), batch["source"]))
+        loss = torch.nn.functional.mse_loss(self(batch["source"]), batch["source"])
+        self.log("loss/val", loss, batch_size=len(batch["source"]))
 
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self(batch["source"])
