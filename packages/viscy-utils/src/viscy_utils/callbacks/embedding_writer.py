@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -67,7 +68,7 @@ def write_embedding_dataset(
     phate_kwargs: dict | None = None,
     embedding_key: Literal["features", "projections"] = "features",
     overwrite: bool = False,
-    zarr_format: Literal[2, 3] = 3,
+    zarr_format: Literal[2, 3] = 2,
 ) -> Path:
     """Write embeddings as an AnnData zarr store (via a temporary path, then rename).
 
@@ -92,7 +93,8 @@ def write_embedding_dataset(
     overwrite : bool
         Replace an existing store.
     zarr_format : {2, 3}
-        Zarr format of the store (``anndata.read_zarr`` reads both).
+        Zarr format of the store (``anndata.read_zarr`` reads both; 2 is the most widely
+        readable by other tools).
 
     Returns
     -------
@@ -138,7 +140,11 @@ def write_embedding_dataset(
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(output_path)
     try:
-        with ad.settings.override(zarr_write_format=zarr_format):
+        with warnings.catch_warnings(), ad.settings.override(zarr_write_format=zarr_format):
+            warnings.filterwarnings(
+                "ignore", message=".*zarr v2 data will no longer be the default"
+            )
+            warnings.filterwarnings("ignore", message=".*autosharding will be the default")
             adata.write_zarr(tmp)
         replace_path(tmp, output_path, overwrite)
     finally:
