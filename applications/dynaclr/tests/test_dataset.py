@@ -73,8 +73,10 @@ def test_batch_layout_and_zero_padded_channel(dataset):
     assert batch["anchor"][torch.from_numpy(exp == "exp_b"), 2].abs().sum() > 0
     assert batch["anchor"][:, :2].abs().sum() > 0
     # negatives come from another lineage
-    neg_rows = None  # lineage checked through the index columns below
-    assert neg_rows is None
+    anchors = dataset.index.anchor_rows[idx]
+    negatives = dataset._negatives(anchors, np.random.default_rng(0))
+    lineage = dataset.index.tracks["lineage_id"].to_numpy()
+    assert np.all(lineage[negatives] != lineage[anchors])
 
 
 def test_positive_is_later_frame_of_same_cell(dataset):
@@ -150,14 +152,14 @@ def test_norm_meta_matches_plate(dataset, experiments_yaml):
 
 
 def test_dataloader_with_sampler(dataset):
-    from monai.data import ThreadDataLoader
+    from torch.utils.data import DataLoader
 
     from viscy_data.sampler import FlexibleBatchSampler
 
     sampler = FlexibleBatchSampler(
         dataset.index.valid_anchors, batch_size=8, experiment_aware=True, condition_balanced=True
     )
-    loader = ThreadDataLoader(dataset, batch_sampler=sampler, collate_fn=lambda x: x)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=lambda x: x)
     batches = list(loader)
     assert len(batches) == len(sampler) > 0
     assert batches[0]["anchor"].shape == (8, 3, 2, *PATCH)

@@ -190,7 +190,8 @@ class MultiExperimentTripletDataset(Dataset):
                 with open_ome_zarr(exp.data_path, mode="r", layout="hcs") as plate:
                     for name in names:
                         metas[fov_of[(exp.name, name)]] = _read_norm_meta(plate[name])
-        self._norm = _NormTable(metas, [index.image_shapes[k][0] for k in fov_keys], self.channel_names)
+        frames = [index.image_shapes[k][0] for k in fov_keys]
+        self._norm = _NormTable(metas, frames, self.channel_names)
         pair = pd.MultiIndex.from_arrays(
             [tracks["experiment"].astype(str), tracks["fov_name"].astype(str)]
         )
