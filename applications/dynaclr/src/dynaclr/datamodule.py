@@ -167,7 +167,9 @@ class MultiExperimentDataModule(LightningDataModule):
         self.condition_ratio = None if condition_ratio is None else dict(condition_ratio)
         self.channel_dropout_channels = [int(c) for c in channel_dropout_channels]
         self.channel_dropout_prob = float(channel_dropout_prob)
-        self.channel_dropout = ChannelDropout(self.channel_dropout_channels, self.channel_dropout_prob)
+        self.channel_dropout = ChannelDropout(
+            self.channel_dropout_channels, self.channel_dropout_prob
+        )
         self.normalizations = list(normalizations or [])
         self.augmentations = list(augmentations or [])
         self.augment_validation = bool(augment_validation)
