@@ -143,7 +143,8 @@ def test_volume_cache_marks_filled_only_after_a_valid_write(tmp_path):
     cache = VolumeCache([("a", (2, 3), "uint16"), ("b", (2, 3), "uint16")], 1000, tmp_path)
     with pytest.raises(ValueError, match="expects shape"):
         cache.put("a", np.zeros((3, 3), np.uint16))
-    assert "a" not in cache and cache.get("a") is None
+    assert "a" not in cache
+    assert cache.get("a") is None
     cache.put("a", np.full((2, 3), 7, np.uint16))
     clone = pickle.loads(pickle.dumps(cache))  # what a spawned worker receives
     np.testing.assert_array_equal(clone.get("a"), np.full((2, 3), 7))

@@ -8,6 +8,7 @@ re-imports it quickly. The DataModules live in :mod:`viscy_data.gpu_aug` and
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -41,10 +42,8 @@ _ALIGN = 64  # byte alignment of each cached volume inside the cache file
 def _remove_if_owner(path: str, owner_pid: int) -> None:
     # Forked workers inherit the finalizer; only the creating process may delete the file.
     if os.getpid() == owner_pid:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.remove(path)
-        except FileNotFoundError:
-            pass
 
 
 def default_cache_dir() -> Path:
