@@ -166,6 +166,22 @@ class MmappedDataModule(GPUTransformDataModule, SelectWell):
             array_key=self.array_key,
         )
 
+    def _check_same_zyx(self, positions: list) -> None:
+        """All FOVs share one buffer layout: fail before any file is made if they do not."""
+        first = None
+        for position in positions:
+            if self.array_key not in position.array_keys():
+                continue  # reported with the FOV's name when the dataset indexes it
+            zyx = tuple(position[self.array_key].shape[-3:])
+            name = position.zgroup.name.strip("/")
+            if first is None:
+                first = (name, zyx)
+            elif zyx != first[1]:
+                raise ValueError(
+                    f"MmappedDataModule needs FOVs of one (Z, Y, X) shape in {self.data_path}: "
+                    f"FOV {first[0]!r} is {first[1]} but FOV {name!r} is {zyx}"
+                )
+
     def setup(self, stage: str) -> None:
         if stage != "fit":
             raise NotImplementedError(
@@ -177,6 +193,7 @@ class MmappedDataModule(GPUTransformDataModule, SelectWell):
             raise FileNotFoundError(f"OME-Zarr plate not found: {self.data_path}")
         plate = open_ome_zarr(self.data_path, layout="hcs", mode="r")
         positions = self._filter_fit_fovs(plate)
+        self._check_same_zyx(positions)
         train_positions, val_positions = split_positions(positions, self.split_ratio, self.seed)
         self.release_buffers()
         if self.scratch_dir is not None:
