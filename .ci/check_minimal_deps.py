@@ -10,7 +10,11 @@ for extra_module in ("tensorstore", "tensordict", "pycocotools"):
 import viscy_data  # noqa: E402
 from viscy_data._imports import optional_import  # noqa: E402
 
-for module, extra in [("tensorstore", "triplet"), ("tensordict", "mmap"), ("pycocotools", "livecell")]:
+for module, extra in [
+    ("tensorstore", "triplet"),
+    ("tensordict", "mmap"),
+    ("pycocotools", "livecell"),
+]:
     try:
         optional_import(module)
     except ImportError as err:
@@ -27,4 +31,6 @@ for name, extra, call in checks:
         print(f"ok: {name} asks for viscy-data[{extra}]")
     else:
         sys.exit(f"{name} ran without its extra [{extra}]")
-print(f"minimal-dependency check passed (viscy_data imported without extras, {len(checks)} guarded features)")
+print(
+    f"minimal-dependency check passed (viscy_data imported without extras, {len(checks)} guarded features)"
+)

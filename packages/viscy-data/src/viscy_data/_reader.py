@@ -1,0 +1,402 @@
+"""The patch-reading layer: every pipeline reads image data through :class:`PatchReader`.
+
+Pipelines describe what they need as :class:`PatchBox` es (FOV, timepoint, channels and a
+Z/Y/X window) and get one array back per batch. The reader
+
+- reads OME-Zarr metadata (FOV names, channels, shapes) with iohub,
+- reads arrays with tensorstore when installed (all boxes of a batch are issued
+  asynchronously, then awaited), with zarr-python otherwise (a small thread pool),
+- handles NGFF 0.4 (zarr v2) and NGFF 0.5 (zarr v3, sharded or not),
+- keeps a bounded decoded-chunk cache shared by all arrays of the process
+  (tensorstore ``cache_pool``), and
+- is picklable: open handles are dropped when pickled and reopened lazily in each
+  process, so it works in DataLoader workers under ``spawn`` as well as ``fork``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_CACHE_BYTES = 512 * 1024**2
+"""Default size of the decoded-chunk cache of each process (512 MiB)."""
+
+Backend = Literal["auto", "tensorstore", "zarr"]
+
+# One tensorstore Context per (process, cache size): every array opened by any reader of this
+# process with the same cache size shares one bounded pool of decoded chunks.
+_TS_CONTEXTS: dict[tuple[int, int], Any] = {}
+_TS_CONTEXTS_LOCK = threading.Lock()
+
+
+def _tensorstore_context(cache_bytes: int) -> Any:
+    import tensorstore as ts
+
+    key = (os.getpid(), cache_bytes)
+    with _TS_CONTEXTS_LOCK:
+        context = _TS_CONTEXTS.get(key)
+        if context is None:
+            spec: dict[str, Any] = {"cache_pool": {"total_bytes_limit": int(cache_bytes)}}
+            context = ts.Context(spec)
+            _TS_CONTEXTS[key] = context
+        return context
+
+
+def tensorstore_available() -> bool:
+    """Whether tensorstore can be imported."""
+    try:
+        import tensorstore  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class PatchBox:
+    """One box to read from one FOV.
+
+    Parameters
+    ----------
+    position : str
+        FOV name within the plate, e.g. ``"A/1/0"`` (``""`` for a single-FOV store).
+    t : int
+        Timepoint.
+    channels : tuple[int, ...]
+        Channel indices into the FOV's channel axis, in output order.
+    z, y, x : tuple[int, int]
+        Half-open ``[start, stop)`` ranges along each spatial axis.
+    """
+
+    position: str
+    t: int
+    channels: tuple[int, ...]
+    z: tuple[int, int]
+    y: tuple[int, int]
+    x: tuple[int, int]
+
+    @property
+    def size(self) -> tuple[int, int, int, int]:
+        """Output shape of the box: (C, Z, Y, X)."""
+        return (
+            len(self.channels),
+            self.z[1] - self.z[0],
+            self.y[1] - self.y[0],
+            self.x[1] - self.x[0],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _ArrayInfo:
+    path: str  # filesystem path of the array
+    shape: tuple[int, int, int, int, int]
+    dtype: np.dtype
+    zarr_format: int
+
+
+def _open_ome_zarr(store_path: Path) -> Any:
+    from iohub.ngff import open_ome_zarr
+
+    if not store_path.exists():
+        raise FileNotFoundError(f"OME-Zarr store not found: '{store_path}'")
+    try:
+        return open_ome_zarr(store_path, layout="auto", mode="r")
+    except Exception as err:
+        raise ValueError(
+            f"'{store_path}' is not an OME-Zarr plate or position that iohub can open: {err}"
+        ) from err
+
+
+class PatchReader:
+    """Batched reads of (position, t, channels, z, y, x) boxes from an OME-Zarr store.
+
+    Parameters
+    ----------
+    store_path : str or Path
+        An HCS OME-Zarr plate, or a single position (FOV) store.
+    array_key : str
+        Name of the image array within each position, ``"0"`` for full resolution.
+    cache_bytes : int, optional
+        Size in bytes of the per-process decoded-chunk cache (tensorstore backend). ``None``
+        uses :data:`DEFAULT_CACHE_BYTES`; ``0`` disables caching.
+    backend : {"auto", "tensorstore", "zarr"}
+        Array library. ``"auto"`` uses tensorstore when installed, zarr-python otherwise.
+
+    Notes
+    -----
+    Metadata is read once, in the constructor, and travels with the reader when pickled;
+    array handles, the thread pool and the tensorstore context do not and are reopened on
+    first use in each process.
+    """
+
+    def __init__(
+        self,
+        store_path: str | Path,
+        array_key: str = "0",
+        cache_bytes: int | None = None,
+        backend: Backend = "auto",
+    ) -> None:
+        if backend not in ("auto", "tensorstore", "zarr"):
+            raise ValueError(f"backend must be 'auto', 'tensorstore' or 'zarr', got {backend!r}")
+        if cache_bytes is not None and cache_bytes < 0:
+            raise ValueError(f"cache_bytes must be >= 0 or None, got {cache_bytes}")
+        if backend == "tensorstore":
+            from viscy_data._imports import optional_import
+
+            optional_import("tensorstore")
+        elif backend == "auto":
+            backend = "tensorstore" if tensorstore_available() else "zarr"
+        self.store_path = Path(store_path)
+        self.array_key = array_key
+        self.cache_bytes = DEFAULT_CACHE_BYTES if cache_bytes is None else int(cache_bytes)
+        self.backend: Literal["tensorstore", "zarr"] = backend
+        self._infos: dict[str, _ArrayInfo] = {}
+        self._read_metadata()
+        self._arrays: dict[str, Any] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- metadata
+
+    def _read_metadata(self) -> None:
+        from iohub.ngff import Plate, Position
+
+        node = _open_ome_zarr(self.store_path)
+        try:
+            if isinstance(node, Plate):
+                positions = [(name, pos) for name, pos in node.positions()]
+            elif isinstance(node, Position):
+                positions = [("", node)]
+            else:
+                raise ValueError(
+                    f"'{self.store_path}' is an OME-Zarr {type(node).__name__}, "
+                    "not an HCS plate or a position"
+                )
+            self._channel_names = list(node.channel_names)
+            self._position_names = [name for name, _ in positions]
+            for name, pos in positions:
+                if self.array_key not in pos.array_keys():
+                    raise ValueError(
+                        f"Position '{name}' of '{self.store_path}' has no image array "
+                        f"'{self.array_key}' (arrays: {sorted(pos.array_keys())})"
+                    )
+                arr = pos[self.array_key]
+                if arr.ndim != 5:
+                    raise ValueError(
+                        f"Array '{self.array_key}' of position '{name}' in '{self.store_path}' "
+                        f"has {arr.ndim} dimensions, expected 5 (T, C, Z, Y, X)"
+                    )
+                path = (
+                    self.store_path / name / self.array_key
+                    if name
+                    else (self.store_path / self.array_key)
+                )
+                self._infos[name] = _ArrayInfo(
+                    path=str(path),
+                    shape=tuple(int(s) for s in arr.shape),
+                    dtype=np.dtype(arr.dtype),
+                    zarr_format=int(arr.metadata.zarr_format),
+                )
+        finally:
+            node.close()
+        if not self._position_names:
+            raise ValueError(f"OME-Zarr plate '{self.store_path}' contains no positions")
+
+    @property
+    def position_names(self) -> list[str]:
+        """FOV names in the store, e.g. ``["A/1/0", "A/1/1"]``."""
+        return list(self._position_names)
+
+    @property
+    def channel_names(self) -> list[str]:
+        """Channel names of the store, in channel-axis order."""
+        return list(self._channel_names)
+
+    def _info(self, position: str) -> _ArrayInfo:
+        try:
+            return self._infos[position]
+        except KeyError:
+            raise KeyError(
+                f"Position '{position}' not found in '{self.store_path}' "
+                f"(positions: {self._position_names[:10]}"
+                f"{'...' if len(self._position_names) > 10 else ''})"
+            ) from None
+
+    def shape(self, position: str) -> tuple[int, int, int, int, int]:
+        """Shape (T, C, Z, Y, X) of a position's image array."""
+        return self._info(position).shape
+
+    def dtype(self, position: str) -> np.dtype:
+        """Data type of a position's image array."""
+        return self._info(position).dtype
+
+    # ---------------------------------------------------------------- handles
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_arrays"] = {}
+        state["_executor"] = None
+        state["_lock"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def _array(self, position: str) -> Any:
+        array = self._arrays.get(position)
+        if array is not None:
+            return array
+        info = self._info(position)
+        with self._lock:
+            array = self._arrays.get(position)
+            if array is None:
+                array = self._open_array(info)
+                self._arrays[position] = array
+        return array
+
+    def _open_array(self, info: _ArrayInfo) -> Any:
+        if self.backend == "tensorstore":
+            import tensorstore as ts
+
+            spec = {
+                "driver": "zarr3" if info.zarr_format == 3 else "zarr",
+                "kvstore": {"driver": "file", "path": info.path},
+                # the data does not change while we train: validate cached chunks only once
+                "recheck_cached_data": "open",
+                "recheck_cached_metadata": "open",
+            }
+            context = _tensorstore_context(self.cache_bytes)
+            return ts.open(spec, read=True, context=context).result()
+        import zarr
+
+        return zarr.open_array(info.path, mode="r")
+
+    def close(self) -> None:
+        """Drop open array handles and the thread pool (reopened on next read)."""
+        with self._lock:
+            self._arrays.clear()
+            if self._executor is not None:
+                self._executor.shutdown(wait=False)
+                self._executor = None
+
+    def __del__(self) -> None:
+        executor = getattr(self, "_executor", None)
+        if executor is not None:
+            executor.shutdown(wait=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({str(self.store_path)!r}, array_key={self.array_key!r}, "
+            f"cache_bytes={self.cache_bytes}, backend={self.backend!r})"
+        )
+
+    # ---------------------------------------------------------------- reads
+
+    def _check_box(self, box: PatchBox) -> None:
+        t_size, c_size, z_size, y_size, x_size = self._info(box.position).shape
+        where = f"position '{box.position}' of '{self.store_path}'"
+        if not 0 <= box.t < t_size:
+            raise ValueError(f"Box out of bounds on axis T in {where}: t={box.t}, size {t_size}")
+        if not box.channels:
+            raise ValueError(f"Box with no channels requested from {where}")
+        for c in box.channels:
+            if not 0 <= c < c_size:
+                raise ValueError(
+                    f"Box out of bounds on axis C in {where}: channel {c}, size {c_size}"
+                )
+        for axis, (start, stop), size in (
+            ("Z", box.z, z_size),
+            ("Y", box.y, y_size),
+            ("X", box.x, x_size),
+        ):
+            if not 0 <= start < stop <= size:
+                raise ValueError(
+                    f"Box out of bounds on axis {axis} in {where}: [{start}, {stop}), size {size}"
+                )
+
+    @staticmethod
+    def _channel_index(channels: tuple[int, ...]) -> slice | list[int]:
+        first = channels[0]
+        if channels == tuple(range(first, first + len(channels))):
+            return slice(first, first + len(channels))
+        return list(channels)
+
+    def _read_one_zarr(self, box: PatchBox) -> np.ndarray:
+        array = self._array(box.position)
+        region = (slice(*box.z), slice(*box.y), slice(*box.x))
+        channel = self._channel_index(box.channels)
+        if isinstance(channel, slice):
+            return np.asarray(array[(box.t, channel, *region)])
+        return np.stack([np.asarray(array[(box.t, c, *region)]) for c in box.channels])
+
+    def read_patches(self, boxes: Sequence[PatchBox]) -> np.ndarray:
+        """Read many boxes in one batched call.
+
+        Parameters
+        ----------
+        boxes : Sequence[PatchBox]
+            Boxes of identical size (channels count and Z/Y/X extents).
+
+        Returns
+        -------
+        np.ndarray
+            Array of shape (N, C, Z, Y, X) in the store's data type.
+
+        Raises
+        ------
+        ValueError
+            If the boxes differ in size, or a box lies outside its array (the message names
+            the position and the axis).
+        """
+        if len(boxes) == 0:
+            raise ValueError("read_patches needs at least one box")
+        size = boxes[0].size
+        for box in boxes:
+            if box.size != size:
+                raise ValueError(
+                    f"All boxes of one read_patches call must have the same size; got {size} "
+                    f"and {box.size} (position '{box.position}')"
+                )
+            self._check_box(box)
+        dtypes = {self._info(box.position).dtype for box in boxes}
+        dtype = dtypes.pop() if len(dtypes) == 1 else np.result_type(*dtypes)
+        out = np.empty((len(boxes), *size), dtype=dtype)
+        if self.backend == "tensorstore":
+            futures = []
+            for box in boxes:
+                array = self._array(box.position)
+                index = (
+                    box.t,
+                    self._channel_index(box.channels),
+                    slice(*box.z),
+                    slice(*box.y),
+                    slice(*box.x),
+                )
+                futures.append(array.oindex[index].read())
+            for i, future in enumerate(futures):
+                out[i] = future.result()
+            return out
+        if len(boxes) == 1:
+            out[0] = self._read_one_zarr(boxes[0])
+            return out
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="patch-reader"
+            )
+        for i, patch in enumerate(self._executor.map(self._read_one_zarr, boxes)):
+            out[i] = patch
+        return out
+
+    def read_patch(self, box: PatchBox) -> np.ndarray:
+        """Read one box; returns an array of shape (C, Z, Y, X)."""
+        return self.read_patches([box])[0]
