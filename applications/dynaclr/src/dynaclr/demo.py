@@ -13,11 +13,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
+import logging
 import os
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -213,6 +216,30 @@ def _evaluate(adata, cells: pd.DataFrame, seed: int) -> dict[str, float]:
     }
 
 
+@contextlib.contextmanager
+def _quiet_lightning():
+    """Hide Lightning's device banners, tips and warnings irrelevant to the demo."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        for message in (
+            ".*validation_step.*",
+            ".*LeafSpec.*",
+            ".*smaller than the logging interval.*",
+            ".*does not have many workers.*",
+            ".*zarr v2.*",
+            ".*Transforming to str index.*",
+        ):
+            warnings.filterwarnings("ignore", message=message)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.setLevel(level)
+
+
 def run_demo(
     out: str | Path = "demo_output",
     config: DemoConfig | None = None,
@@ -220,9 +247,12 @@ def run_demo(
     progress: bool = True,
 ) -> DemoResult:
     """Run the demo end to end and return its metrics; see the module docstring."""
+    with _quiet_lightning():
+        return _run_demo(Path(out), config or DemoConfig(), overwrite, progress)
+
+
+def _run_demo(out: Path, config: DemoConfig, overwrite: bool, progress: bool) -> DemoResult:
     start = time.perf_counter()
-    config = config or DemoConfig()
-    out = Path(out)
     _prepare_out(out, overwrite)
 
     import torch
