@@ -89,8 +89,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time(fn, device: torch.device, repeats: int) -> list[float]:
-    fn()  # warm-up (kernel selection, allocator)
+def _time(fn, device: torch.device, repeats: int) -> tuple[list[float], torch.Tensor]:
+    out = fn()  # warm-up (kernel selection, allocator); its output is checked by the caller
     times = []
     for _ in range(repeats):
         _sync(device)
@@ -98,7 +98,7 @@ def _time(fn, device: torch.device, repeats: int) -> list[float]:
         fn()
         _sync(device)
         times.append(time.perf_counter() - start)
-    return times
+    return times, out
 
 
 def main() -> None:
@@ -120,13 +120,11 @@ def main() -> None:
     def run_per_sample():
         return torch.stack([per_sample({"image": sample})["image"] for sample in batch])
 
-    out_batched, out_per_sample = run_batched(), run_per_sample()
+    t_batched, out_batched = _time(run_batched, device, args.repeats)
+    t_per_sample, out_per_sample = _time(run_per_sample, device, args.repeats)
     assert out_batched.shape == out_per_sample.shape == batch.shape
     assert out_batched.dtype == batch.dtype
     assert out_batched.device == batch.device
-
-    t_batched = _time(run_batched, device, args.repeats)
-    t_per_sample = _time(run_per_sample, device, args.repeats)
     median_batched = statistics.median(t_batched)
     median_per_sample = statistics.median(t_per_sample)
     print(
