@@ -82,3 +82,20 @@ def test_preprocess_bad_input(plate_path, tmp_path):
         compute_normalization_stats(plate_path, channel_names=["DAPI"], progress=False)
     with pytest.raises(FileNotFoundError, match="missing.zarr"):
         compute_normalization_stats(tmp_path / "missing.zarr", progress=False)
+
+
+def test_preprocess_from_config_with_base(tmp_path, capsys):
+    path = write_plate(tmp_path / "plate.zarr", version="0.5")
+    (tmp_path / "base.yml").write_text("grid_spacing: 4\nnum_workers: 1\n")
+    (tmp_path / "pre.yml").write_text(f"base: base.yml\ndata_path: {path}\nchannel_names: [GFP]\n")
+    assert main(["preprocess", "-c", str(tmp_path / "pre.yml"), "--no_progress"]) == 0
+    assert "['GFP']" in capsys.readouterr().out
+    with open_ome_zarr(path, mode="r") as plate:
+        name, pos = next(iter(plate.positions()))
+        meta = read_norm_meta(pos)
+        grid = np.asarray(pos["0"][:, 1, :, ::4, ::4])
+    assert list(meta) == ["GFP"]
+    _assert_close(meta["GFP"]["fov_statistics"], _numpy_stats(grid))
+    (tmp_path / "bad.yml").write_text(f"data_path: {path}\nblock_size: 3\n")
+    assert main(["preprocess", "-c", str(tmp_path / "bad.yml")]) == 2
+    assert "block_size" in capsys.readouterr().err

@@ -162,6 +162,8 @@ class EmbeddingWriter(BasePredictionWriter):
         existing store raises ``FileExistsError`` unless ``overwrite``.
     write_interval : {"batch", "epoch", "batch_and_epoch"}
         Only ``"epoch"`` writes (embeddings are gathered and written at the end).
+        With several processes (DDP) every rank's embeddings are gathered on
+        global rank 0, which writes the store.
     embedding_key : {"features", "projections"}
         Embedding the optional PCA/UMAP/PHATE are computed from.
     umap_kwargs, phate_kwargs, pca_kwargs : dict, optional
@@ -208,10 +210,6 @@ class EmbeddingWriter(BasePredictionWriter):
         if not batches:
             _logger.warning("EmbeddingWriter: no predictions to write")
             return
-        if trainer.world_size > 1:
-            raise NotImplementedError(
-                "EmbeddingWriter gathers predictions of a single process; predict on one device"
-            )
         for i, batch in enumerate(batches):
             missing = {"features", "index"} - set(batch)
             if missing:
@@ -221,6 +219,11 @@ class EmbeddingWriter(BasePredictionWriter):
         if all(b.get("projections") is not None for b in batches):
             projections = np.concatenate([_to_numpy(b["projections"]) for b in batches])
         obs = index_to_dataframe([b["index"] for b in batches])
+        if trainer.world_size > 1:
+            gathered = _gather_to_rank_zero((features, projections, obs), trainer)
+            if gathered is None:
+                return
+            features, projections, obs = gathered
         write_embedding_dataset(
             self.output_path,
             features,
@@ -249,3 +252,29 @@ def _flatten_predictions(predictions: Sequence[Any]) -> list[Mapping[str, Any]]:
                 f"'projections' and 'index', got {type(item).__name__}"
             )
     return out
+
+
+def _gather_to_rank_zero(
+    part: tuple[np.ndarray, np.ndarray | None, pd.DataFrame], trainer: Trainer
+) -> tuple[np.ndarray, np.ndarray | None, pd.DataFrame] | None:
+    """Collect every rank's embeddings on global rank 0 (None on the other ranks).
+
+    A ``DistributedSampler`` pads the last batches with repeated samples; rows
+    whose index columns repeat exactly are dropped.
+    """
+    import torch.distributed as dist
+
+    parts: list[Any] = [None] * trainer.world_size
+    dist.all_gather_object(parts, part)
+    if trainer.global_rank != 0:
+        return None
+    features = np.concatenate([p[0] for p in parts])
+    projections = None
+    if all(p[1] is not None for p in parts):
+        projections = np.concatenate([p[1] for p in parts])
+    obs = pd.concat([p[2] for p in parts], ignore_index=True)
+    if len(obs.columns):
+        keep = ~obs.duplicated().to_numpy()
+        features, obs = features[keep], obs[keep].reset_index(drop=True)
+        projections = None if projections is None else projections[keep]
+    return features, projections, obs
