@@ -74,6 +74,8 @@ def test_embedding_writer_anndata_and_overwrite(tmp_path):
     np.testing.assert_allclose(adata.X, expected.detach().numpy(), rtol=1e-5, atol=1e-6)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
 
+    with pytest.raises(ValueError, match="write_interval"):
+        EmbeddingWriter(tmp_path / "other.zarr", write_interval="batch")
     # existing output: refused before any prediction runs, and left untouched
     model.predict_calls = 0
     with pytest.raises(FileExistsError, match="embeddings.zarr"):

@@ -161,7 +161,8 @@ class EmbeddingWriter(BasePredictionWriter):
         The ``.zarr`` store to create. Checked when prediction starts: an
         existing store raises ``FileExistsError`` unless ``overwrite``.
     write_interval : {"batch", "epoch", "batch_and_epoch"}
-        Only ``"epoch"`` writes (embeddings are gathered and written at the end).
+        The store is written once, at the end of the epoch (``"batch"`` alone is
+        rejected).
         With several processes (DDP) every rank's embeddings are gathered on
         global rank 0, which writes the store.
     embedding_key : {"features", "projections"}
@@ -182,6 +183,11 @@ class EmbeddingWriter(BasePredictionWriter):
         pca_kwargs: dict | None = None,
         overwrite: bool = False,
     ) -> None:
+        if write_interval == "batch":
+            raise ValueError(
+                "EmbeddingWriter writes one store per prediction epoch; use "
+                "write_interval='epoch' (or 'batch_and_epoch')"
+            )
         super().__init__(write_interval)
         self.output_path = Path(output_path)
         self.embedding_key = embedding_key
@@ -197,6 +203,9 @@ class EmbeddingWriter(BasePredictionWriter):
                 f"EmbeddingWriter output {self.output_path} exists; set overwrite=True"
             )
         optional_import("anndata", "anndata")
+
+    def write_on_batch_end(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing to do per batch: the store is written once, at the end of the epoch."""
 
     def write_on_epoch_end(
         self,
