@@ -1,0 +1,86 @@
+"""Regenerate the tiny reference checkpoint and embeddings used by test_reproducibility.py.
+
+Run from the repository root:
+
+    uv run python applications/dynaclr/scripts/make_reference_embeddings.py
+
+It trains a tiny ``TinyEncoder`` for a few steps with a real Lightning Trainer on fixed
+random inputs, saves the checkpoint (weights and hyperparameters only, a few KB), then
+embeds fixed inputs on CPU and stores the features and projections. The test reloads
+the checkpoint and must reproduce the embeddings exactly (INFER-03).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from lightning.pytorch import Trainer, seed_everything
+from torch import nn
+from torch.utils.data import DataLoader
+
+from dynaclr.engine import ContrastiveModule
+from dynaclr.tiny_encoder import TinyEncoder
+
+REFERENCE_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "reference"
+ENCODER_KWARGS = {
+    "in_channels": 2,
+    "in_stack_depth": 1,
+    "width": 4,
+    "embedding_dim": 16,
+    "projection_dim": 8,
+}
+INPUT_SHAPE = (6, 2, 1, 16, 16)
+
+
+def build_module() -> ContrastiveModule:
+    """The module whose checkpoint is committed (same arguments in the test)."""
+    return ContrastiveModule(TinyEncoder(**ENCODER_KWARGS), nn.TripletMarginLoss(margin=0.5))
+
+
+def main(out_dir: Path = REFERENCE_DIR) -> None:
+    seed_everything(0, verbose=False)
+    g = torch.Generator().manual_seed(0)
+    anchors = torch.rand(16, *INPUT_SHAPE[1:], generator=g)
+    samples = [
+        {"anchor": a, "positive": a.flip(-1), "negative": anchors[(i + 1) % len(anchors)]}
+        for i, a in enumerate(anchors)
+    ]
+    module = build_module()
+    trainer = Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=4,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, DataLoader(samples, batch_size=4))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = {
+        "state_dict": module.state_dict(),
+        "hyper_parameters": dict(module.hparams),
+        "pytorch-lightning_version": __import__("lightning").__version__,
+        "epoch": trainer.current_epoch,
+        "global_step": trainer.global_step,
+    }
+    torch.save(checkpoint, out_dir / "tiny_contrastive.ckpt")
+
+    inputs = torch.rand(*INPUT_SHAPE, generator=g)
+    module.eval()
+    with torch.inference_mode():
+        features, projections = module(inputs)
+    torch.save(
+        {"inputs": inputs, "features": features, "projections": projections},
+        out_dir / "reference_embeddings.pt",
+    )
+    print(f"wrote {out_dir}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out-dir", type=Path, default=REFERENCE_DIR)
+    main(parser.parse_args().out_dir)

@@ -1,0 +1,72 @@
+"""INFER-01/03: a committed checkpoint reloads and reproduces its reference embeddings.
+
+Regenerate the files with ``applications/dynaclr/scripts/make_reference_embeddings.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from lightning.pytorch import Trainer
+from torch import nn
+from torch.utils.data import DataLoader
+
+from dynaclr import ContrastiveModule, TinyEncoder
+
+REFERENCE_DIR = Path(__file__).parent / "data" / "reference"
+ENCODER_KWARGS = {
+    "in_channels": 2,
+    "in_stack_depth": 1,
+    "width": 4,
+    "embedding_dim": 16,
+    "projection_dim": 8,
+}
+
+
+def _load():
+    return ContrastiveModule.load_from_checkpoint(
+        REFERENCE_DIR / "tiny_contrastive.ckpt",
+        map_location="cpu",
+        encoder=TinyEncoder(**ENCODER_KWARGS),
+        loss_function=nn.TripletMarginLoss(margin=0.5),
+    )
+
+
+def test_checkpoint_keys_match_exactly():
+    state = torch.load(REFERENCE_DIR / "tiny_contrastive.ckpt", map_location="cpu")["state_dict"]
+    module = ContrastiveModule(TinyEncoder(**ENCODER_KWARGS))
+    result = module.load_state_dict(state, strict=False)
+    assert result.missing_keys == []
+    assert result.unexpected_keys == []
+    assert all(key.startswith("model.") for key in state)
+
+
+def test_reference_embeddings_reproduced_exactly():
+    reference = torch.load(REFERENCE_DIR / "reference_embeddings.pt", map_location="cpu")
+    inputs = reference["inputs"]
+    samples = [
+        {"anchor": x, "index": {"fov_name": "A/1/0", "track_id": i, "t": 0}}
+        for i, x in enumerate(inputs)
+    ]
+    module = _load()
+    trainer = Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    (prediction,) = trainer.predict(module, DataLoader(samples, batch_size=len(samples)))
+    assert torch.equal(prediction["features"], reference["features"])
+    assert torch.equal(prediction["projections"], reference["projections"])
+    assert prediction["index"]["track_id"].tolist() == list(range(len(samples)))
+
+
+def test_reference_differs_from_fresh_weights():
+    """The reference is of the trained checkpoint, not of any initialization."""
+    reference = torch.load(REFERENCE_DIR / "reference_embeddings.pt", map_location="cpu")
+    fresh = ContrastiveModule(TinyEncoder(**ENCODER_KWARGS)).eval()
+    with torch.inference_mode():
+        features, _ = fresh(reference["inputs"])
+    assert not torch.allclose(features, reference["features"])

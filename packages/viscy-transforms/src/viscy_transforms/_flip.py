@@ -1,0 +1,74 @@
+"""Batched random flips along spatial axes, decided per sample and per axis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+from monai.transforms import MapTransform, RandomizableTransform
+
+from viscy_transforms._checks import check_batched
+from viscy_transforms._random import BatchedRandDictMixin, BatchedRandomizableMixin, check_prob
+
+__all__ = ["BatchedRandFlip", "BatchedRandFlipd"]
+
+
+class BatchedRandFlip(BatchedRandomizableMixin, RandomizableTransform):
+    """Flip each sample along each of ``spatial_axes`` independently with probability ``prob``.
+
+    With ``prob=1`` every sample is flipped along all axes, as MONAI ``RandFlip(prob=1)``.
+
+    Parameters
+    ----------
+    spatial_axes : int | Sequence[int]
+        Spatial axes to flip, 0 = Z, 1 = Y, 2 = X (tensor dims 2, 3, 4).
+    prob : float
+        Probability of flipping a sample along one axis.
+    """
+
+    def __init__(self, spatial_axes: int | Sequence[int], prob: float = 0.5) -> None:
+        RandomizableTransform.__init__(self, check_prob(prob))
+        axes = (spatial_axes,) if isinstance(spatial_axes, int) else tuple(spatial_axes)
+        if any(a not in (0, 1, 2) for a in axes):
+            raise ValueError(
+                f"spatial_axes must be in (0, 1, 2) for (Z, Y, X), got {spatial_axes!r}."
+            )
+        self.spatial_axes = axes
+        self._flips: torch.Tensor | None = None
+
+    def randomize(self, img: torch.Tensor) -> None:  # type: ignore[override]
+        """Draw a (B, n_axes) boolean table of flips."""
+        self._flips = self._rand(img.shape[0], len(self.spatial_axes)) < self.prob
+
+    def __call__(self, img: torch.Tensor, randomize: bool = True) -> torch.Tensor:  # type: ignore[override]
+        check_batched(img)
+        if randomize:
+            self.randomize(img)
+        if self._flips is None:
+            raise RuntimeError("call randomize() before applying with randomize=False.")
+        out = img
+        for column, axis in enumerate(self.spatial_axes):
+            selected = self._flips[:, column]
+            if not selected.any():
+                continue
+            if selected.all():
+                out = out.flip(axis + 2)
+                continue
+            index = selected.nonzero().squeeze(1).to(img.device)
+            out = out.index_copy(0, index, out.index_select(0, index).flip(axis + 2))
+        return out
+
+
+class BatchedRandFlipd(BatchedRandDictMixin, MapTransform, RandomizableTransform):
+    """Dictionary version of :class:`BatchedRandFlip` (keys of a sample flip together)."""
+
+    def __init__(
+        self,
+        keys: str | Iterable[str],
+        spatial_axes: int | Sequence[int] = (0, 1, 2),
+        prob: float = 0.5,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, check_prob(prob))
+        self.transform = BatchedRandFlip(spatial_axes, prob=prob)

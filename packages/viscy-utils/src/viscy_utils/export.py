@@ -1,0 +1,72 @@
+"""Export a trained model to ONNX with a dynamic batch axis."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from viscy_utils._imports import optional_import
+
+
+def export_onnx(
+    model: torch.nn.Module,
+    export_path: str | Path,
+    example_input: torch.Tensor,
+    opset_version: int | None = None,
+    overwrite: bool = False,
+    dynamo: bool = True,
+) -> Path:
+    """Write ``model`` as an ONNX graph whose input and output batch axis is dynamic.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Taking one tensor and returning a tensor (or a tuple of tensors).
+    export_path : str or Path
+        The ``.onnx`` file to write (via a temporary file, then renamed).
+    example_input : torch.Tensor
+        An input of the right shape, e.g. ``(B, C, Z, Y, X)``; B may be any size.
+    opset_version : int, optional
+        ONNX opset; the exporter's default when None.
+    overwrite : bool
+        Replace an existing file.
+    dynamo : bool
+        Use the ``torch.export``-based exporter (needs ``onnxscript``) rather
+        than the TorchScript one.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    optional_import("onnx", "export")
+    if dynamo:
+        optional_import("onnxscript", "export")
+    export_path = Path(export_path)
+    if export_path.exists() and not overwrite:
+        raise FileExistsError(f"{export_path} exists; pass overwrite=True to replace it")
+    export_path.parent.mkdir(parents=True, exist_ok=True)
+    was_training = model.training
+    model.eval()
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=export_path.parent, prefix=".tmp-")
+    os.close(fd)
+    try:
+        kwargs: dict = {"input_names": ["input"], "output_names": ["output"]}
+        if opset_version is not None:
+            kwargs["opset_version"] = opset_version
+        if dynamo:
+            batch = torch.export.Dim("batch", min=1)
+            kwargs["dynamic_shapes"] = ({0: batch},)
+        else:
+            kwargs["dynamic_axes"] = {"input": {0: "batch"}, "output": {0: "batch"}}
+        with torch.no_grad():
+            torch.onnx.export(model, (example_input,), tmp, dynamo=dynamo, **kwargs)
+        os.replace(tmp, export_path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        model.train(was_training)
+    return export_path

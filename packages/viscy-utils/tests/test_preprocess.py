@@ -1,0 +1,90 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from iohub.ngff import open_ome_zarr
+
+from viscy_utils.cli import main
+from viscy_utils.preprocess import compute_normalization_stats, generate_normalization_metadata
+
+from .conftest import CHANNELS, write_plate
+
+STAT_KEYS = {"mean", "std", "median", "iqr", "min", "max", "p1", "p5", "p95", "p99"}
+
+
+def _read_norm_meta(position):
+    try:
+        from viscy_data._utils import read_norm_meta
+    except ImportError:  # until the datacore helper's reader lands
+        return position.zattrs.get("normalization")
+    return read_norm_meta(position)
+
+
+def _numpy_stats(values):
+    v = np.asarray(values, dtype=np.float64).ravel()
+    q = np.percentile(v, [1, 5, 25, 50, 75, 95, 99])
+    return {
+        "mean": v.mean(), "std": v.std(), "median": q[3], "iqr": q[4] - q[2], "min": v.min(),
+        "max": v.max(), "p1": q[0], "p5": q[1], "p95": q[5], "p99": q[6],
+    }  # fmt: skip
+
+
+def _assert_close(got, expected):
+    assert set(got) == STAT_KEYS
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=0.01, abs=1e-6), key
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_preprocess_cli_matches_numpy(tmp_path, version):
+    path = write_plate(tmp_path / "plate.zarr", version=version)
+    spacing = 2
+    args = ["preprocess", "--data_path", str(path), "--grid_spacing", str(spacing)]
+    if version == "0.5":  # the console entry point, FOVs in 2 worker processes
+        cmd = [sys.executable, "-m", "viscy_utils.cli", *args, "--num_workers", "2"]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+    else:  # in this process (iohub imports slowly: one subprocess is enough)
+        assert main([*args, "--no_progress"]) == 0
+    with open_ome_zarr(path, mode="r") as plate:
+        pixels = {name: np.asarray(pos["0"][:]) for name, pos in plate.positions()}
+        plate_meta = plate.zattrs["normalization"]
+        metas = {name: _read_norm_meta(pos) for name, pos in plate.positions()}
+    for c, ch in enumerate(CHANNELS):
+        grids = {n: p[:, c, :, ::spacing, ::spacing] for n, p in pixels.items()}
+        dataset = _numpy_stats(np.concatenate([g.ravel() for g in grids.values()]))
+        _assert_close(plate_meta[ch]["dataset_statistics"], dataset)
+        for name, grid in grids.items():
+            meta = metas[name][ch]
+            _assert_close(meta["dataset_statistics"], dataset)
+            _assert_close(meta["fov_statistics"], _numpy_stats(grid))
+            tp = meta["timepoint_statistics"]
+            assert sorted(tp) == [str(t) for t in range(grid.shape[0])]
+            for t in range(grid.shape[0]):
+                _assert_close(tp[str(t)], _numpy_stats(grid[t]))
+
+
+def test_preprocess_rerun_and_channel_subset(plate_path, tmp_path):
+    first = generate_normalization_metadata(plate_path, channel_names=["GFP"], progress=False)
+    assert first.channel_names == ["GFP"]
+    with open_ome_zarr(plate_path, mode="r") as plate:
+        pos = next(iter(plate.positions()))[1]
+        assert list(pos.zattrs["normalization"]) == ["GFP"]
+        before = json.dumps(pos.zattrs["normalization"], sort_keys=True)
+    # re-running adds a channel and leaves the earlier identical
+    generate_normalization_metadata(plate_path, progress=False)
+    with open_ome_zarr(plate_path, mode="r") as plate:
+        pos = next(iter(plate.positions()))[1]
+        norm = pos.zattrs["normalization"]
+        assert sorted(norm) == sorted(CHANNELS)
+        assert json.dumps({"GFP": norm["GFP"]}, sort_keys=True) == before
+        assert sorted(plate.zattrs["normalization"]) == sorted(CHANNELS)
+
+
+def test_preprocess_bad_input(plate_path, tmp_path):
+    with pytest.raises(ValueError, match="'DAPI'"):
+        compute_normalization_stats(plate_path, channel_names=["DAPI"], progress=False)
+    with pytest.raises(FileNotFoundError, match="missing.zarr"):
+        compute_normalization_stats(tmp_path / "missing.zarr", progress=False)
