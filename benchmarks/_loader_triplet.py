@@ -86,9 +86,13 @@ def triplet(
     cache_bytes: int = 2 * 1024**3,
 ) -> dict[str, Any]:
     """Run the triplet loader benchmark; return the measurements as a dict."""
-    import torch  # noqa: F401  (imports are excluded from the setup time)
+    # imports are excluded from the setup time
+    import iohub.ngff  # noqa: F401
+    import tensorstore  # noqa: F401
+    import torch  # noqa: F401
     from monai.data import ThreadDataLoader  # noqa: F401
 
+    import viscy_data._utils  # noqa: F401
     from viscy_data.triplet import TripletDataModule
 
     workdir = Path(workdir or tempfile.mkdtemp(prefix="triplet_bench_"))

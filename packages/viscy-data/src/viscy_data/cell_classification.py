@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
+from iohub.ngff.nodes import Plate
 from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
@@ -28,9 +29,6 @@ from viscy_data._typing import (
     LABEL_INFECTION_STATE,
     ULTRACK_INDEX_COLUMNS,
 )
-
-if TYPE_CHECKING:
-    from iohub.ngff.nodes import Plate
 
 __all__ = ["ClassificationDataModule", "ClassificationDataset"]
 

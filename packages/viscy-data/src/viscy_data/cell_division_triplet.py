@@ -10,19 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from monai.transforms import MapTransform
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from viscy_data._patch_ops import apply_channel_wise, center_crop_yx
 from viscy_data._tracks import batch_rng
 from viscy_data.hcs import HCSDataModule
-
-if TYPE_CHECKING:
-    from monai.transforms import MapTransform
 
 __all__ = ["CellDivisionTripletDataModule", "CellDivisionTripletDataset"]
 

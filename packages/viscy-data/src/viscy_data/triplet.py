@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
+from iohub.ngff.nodes import Position
+from monai.transforms import MapTransform
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -34,10 +36,6 @@ from viscy_data._tracks import (
 )
 from viscy_data._typing import ULTRACK_INDEX_COLUMNS
 from viscy_data.hcs import HCSDataModule
-
-if TYPE_CHECKING:
-    from iohub.ngff.nodes import Position
-    from monai.transforms import MapTransform
 
 __all__ = ["TripletDataModule", "TripletDataset"]
 
