@@ -289,18 +289,18 @@ def test_reproducible_for_a_seed(plate_v05):
         dm.setup("fit")
         return next(iter(dm.train_dataloader())), dm.train_dataset.sample_rows(range(8))
 
-    (a, rows_a), (b, rows_b), (c, rows_c) = first_batch(3), first_batch(3), first_batch(4)
+    (a, rows_a), (b, rows_b), (_, rows_c) = first_batch(3), first_batch(3), first_batch(4)
     for key in KEYS:
         assert torch.equal(a[key], b[key])
         np.testing.assert_array_equal(rows_a[key], rows_b[key])
-    assert any(not np.array_equal(rows_a[k], rows_c[k]) for k in KEYS) or not torch.equal(
-        a["anchor"], c["anchor"]
-    )
+    # another seed draws other negatives for the same anchors (and shuffles differently)
+    assert not np.array_equal(rows_a["negative"], rows_c["negative"])
 
 
 def test_thread_workers_and_pickle(plate_v05):
-    dm = _datamodule(plate_v05, num_workers=2, batch_size=3)
+    dm = _datamodule(plate_v05, num_workers=2, batch_size=3, cache_pool_bytes=32 * 1024**2)
     dm.setup("fit")
+    assert dm.train_dataset.reader.cache_bytes == 32 * 1024**2
     loader = dm.train_dataloader()
     shapes = [batch["anchor"].shape for batch in loader]
     assert len(shapes) == len(loader)
