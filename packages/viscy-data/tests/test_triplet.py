@@ -477,3 +477,17 @@ def test_dataset_signature_with_positions(plate_v04):
     assert batch["anchor"].shape == (3, 1, 8, 32, 32)
     torch.testing.assert_close(batch["anchor"], batch["positive"])  # "any": same cell, same t
     assert len(dataset) == sum(len(t) for t in tables)
+
+
+def test_fit_fov_selection(plate_v05):
+    excluded = plate_v05.fov_names[0]
+    dm = _datamodule(plate_v05, fit_exclude_fovs=[excluded], split_ratio=0.5)
+    dm.setup("fit")
+    used = dm.train_dataset.fov_names + dm.val_dataset.fov_names
+    assert sorted(used) == sorted(plate_v05.fov_names[1:])
+    dm = _datamodule(plate_v05, fit_include_wells=["B/1"])
+    dm.setup("fit")
+    used = dm.train_dataset.fov_names + dm.val_dataset.fov_names
+    assert sorted(used) == [f for f in plate_v05.fov_names if f.startswith("B/1/")]
+    with pytest.raises(ValueError, match="No FOV .* left for fitting"):
+        _datamodule(plate_v05, fit_include_wells=["C/3"]).setup("fit")
