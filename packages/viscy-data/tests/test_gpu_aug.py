@@ -14,7 +14,7 @@ from viscy_data._cache import VolumeCache
 from viscy_data.gpu_aug import CachedOmeZarrDataModule, GPUTransformDataModule
 from viscy_data.synthetic import write_synthetic_plate
 
-SHAPE = (3, 2, 4, 16, 16)  # T, C, Z, Y, X
+SHAPE = (3, 2, 4, 32, 32)  # T, C, Z, Y, X
 
 
 @pytest.fixture(scope="session")

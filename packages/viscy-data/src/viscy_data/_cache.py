@@ -34,6 +34,7 @@ __all__ = [
     "MmappedDataset",
     "VolumeCache",
     "collate_samples",
+    "make_caches",
 ]
 
 _ALIGN = 64  # byte alignment of each cached volume inside the cache file
@@ -210,6 +211,42 @@ class VolumeCache:
         )
 
 
+def make_caches(
+    layouts: dict[str, list[tuple[Hashable, tuple[int, ...], np.dtype | str]]],
+    cache_bytes: int | None = None,
+    directory: str | Path | None = None,
+    source: str = "the data set",
+) -> dict[str, VolumeCache]:
+    """One :class:`VolumeCache` per named layout (e.g. ``"train"``, ``"val"``).
+
+    The budget ``cache_bytes`` is split between the layouts in proportion to their sizes;
+    None caches everything, but at most a quarter of the free space in ``directory``.
+    """
+    import logging
+
+    sizes = {
+        name: sum(math.prod(shape) * np.dtype(dtype).itemsize for _, shape, dtype in layout)
+        for name, layout in layouts.items()
+    }
+    total = sum(sizes.values())
+    directory = Path(directory) if directory is not None else default_cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    budget = min(total, free_bytes(directory) // 4) if cache_bytes is None else int(cache_bytes)
+    if budget < total:
+        logging.getLogger(__name__).warning(
+            "volume caches hold %d of %d bytes; other volumes are read from %s each time",
+            budget,
+            total,
+            source,
+        )
+    return {
+        name: VolumeCache(
+            layout, budget * sizes[name] // max(total, 1), directory=directory, name=name
+        )
+        for name, layout in layouts.items()
+    }
+
+
 class _MappingCache:
     """Adapts a user-supplied mapping (a dict, a ``Manager().dict()`` proxy) to get/put."""
 
@@ -337,7 +374,10 @@ class _PositionVolumes:
                     f"it has {list(position.array_keys())}"
                 )
             if store_path not in self._readers:
-                self._readers[store_path] = PatchReader(store_path, array_key=array_key)
+                # whole volumes are kept by the dataset cache: no chunk cache needed
+                self._readers[store_path] = PatchReader(
+                    store_path, array_key=array_key, cache_bytes=0
+                )
             reader = self._readers[store_path]
             t, _, z, y, x = reader.shape(fov)
             self._fovs.append((store_path, fov))

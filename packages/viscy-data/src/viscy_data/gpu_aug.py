@@ -8,7 +8,6 @@ volumes from a byte-bounded cache shared by the workers (used for FCMAE pretrain
 
 from __future__ import annotations
 
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,14 +23,11 @@ from viscy_data._cache import (
     CachedOmeZarrDataset,
     VolumeCache,
     collate_samples,
-    default_cache_dir,
-    free_bytes,
+    make_caches,
 )
 from viscy_data.select import SelectWell
 
 __all__ = ["CachedOmeZarrDataModule", "CachedOmeZarrDataset", "GPUTransformDataModule"]
-
-_logger = logging.getLogger(__name__)
 
 
 def distributed_sampler(dataset: Dataset, shuffle: bool, seed: int = 0) -> Sampler | None:
@@ -286,27 +282,8 @@ class CachedOmeZarrDataModule(GPUTransformDataModule, SelectWell):
         if self.skip_cache:
             return
         layouts = {name: ds.cache_layout() for name, ds in datasets.items()}
-        sizes = {
-            name: sum(int(np.prod(s)) * np.dtype(d).itemsize for _, s, d in layout)
-            for name, layout in layouts.items()
-        }
-        total = sum(sizes.values())
-        directory = self.cache_dir or default_cache_dir()
-        directory.mkdir(parents=True, exist_ok=True)
-        budget = self.cache_bytes
-        if budget is None:
-            budget = min(total, free_bytes(directory) // 4)
-        if budget < total:
-            _logger.warning(
-                "volume cache holds %d of %d bytes; volumes beyond it are read from %s each time",
-                budget,
-                total,
-                self.data_path,
-            )
-        for name, layout in layouts.items():
-            share = budget if total == 0 else budget * sizes[name] // max(total, 1)
-            cache = VolumeCache(layout, share, directory=directory, name=name)
-            self.caches[name] = cache
+        self.caches = make_caches(layouts, self.cache_bytes, self.cache_dir, str(self.data_path))
+        for name, cache in self.caches.items():
             datasets[name].cache = cache
 
     def setup(self, stage: str) -> None:
