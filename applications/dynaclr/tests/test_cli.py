@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 import time
@@ -136,3 +137,17 @@ def test_train_linear_classifier_missing_label_column(embeddings_zarr):
         load_embeddings_with_labels(emb, "cell_state", ann)
     with pytest.raises(KeyError, match="obs"):
         load_embeddings_with_labels(emb, "infection_state")
+
+
+def test_lazy_exports_resolve():
+    import dynaclr
+
+    for name, module_name in dynaclr._EXPORTS.items():
+        try:
+            importlib.import_module(module_name)
+        except ImportError:
+            continue  # a module of another package not merged yet
+        assert getattr(dynaclr, name) is getattr(importlib.import_module(module_name), name)
+    assert "ContrastiveModule" in dir(dynaclr)
+    with pytest.raises(AttributeError, match="no attribute"):
+        dynaclr.DoesNotExist  # noqa: B018

@@ -140,3 +140,30 @@ def test_fit_fast_dev_run_and_predict_from_examples(demo_layout_dir):
     assert adata.n_obs == len(plate.cells)
     assert adata.n_vars == 768
     assert {"fov_name", "track_id", "t"} <= set(adata.obs.columns)
+
+
+def test_inspect_batches_writes_png(demo_layout_dir, monkeypatch):
+    _require("viscy_data.triplet:TripletDataModule", "viscy_transforms:NormalizeSampled")
+    from matplotlib import pyplot as plt
+
+    from dynaclr.cli import main
+
+    root, _ = demo_layout_dir
+    monkeypatch.chdir(root)
+    out = root / "batches.png"
+    rc = main(
+        [
+            "inspect-batches",
+            "-c",
+            str(EXAMPLES / "configs" / "fit.yml"),
+            "-o",
+            str(out),
+            "--samples-per-batch",
+            "3",
+        ]
+    )
+    assert rc == 0
+    image = plt.imread(out)
+    # 3 rows of 32 px crops (+2 px gaps); 2 views (no negatives with NT-Xent) x 2 channels
+    assert image.shape[0] == 3 * (32 + 2)
+    assert image.shape[1] == 4 * (32 + 2)

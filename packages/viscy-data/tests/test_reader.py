@@ -13,9 +13,9 @@ import zarr
 from viscy_data._reader import PatchBox, PatchReader, _tensorstore_context
 
 
-def _truth(plate_path, box: PatchBox) -> np.ndarray:
+def _truth(plate, box: PatchBox) -> np.ndarray:
     """Read a box with plain zarr-python and numpy indexing (independent of the reader)."""
-    array = zarr.open_array(str(plate_path / box.position / "0"), mode="r")
+    array = zarr.open_array(str(plate.path / box.position / "0"), mode="r")
     full = np.asarray(array[box.t])
     return full[list(box.channels), slice(*box.z), slice(*box.y), slice(*box.x)]
 
@@ -45,7 +45,7 @@ def _random_boxes(reader: PatchReader, n: int, size=(3, 20, 24), seed=0) -> list
 
 @pytest.mark.parametrize("backend", ["tensorstore", "zarr"])
 def test_read_patches_match_zarr(hcs_plate, backend):
-    reader = PatchReader(hcs_plate, backend=backend)
+    reader = PatchReader(hcs_plate.path, backend=backend)
     assert reader.backend == backend
     assert reader.channel_names == ["Phase3D", "GFP"]
     assert reader.position_names == ["A/1/0", "A/1/1", "B/1/0", "B/1/1"]
@@ -63,7 +63,7 @@ def test_read_patches_match_zarr(hcs_plate, backend):
 
 @pytest.mark.parametrize("backend", ["tensorstore", "zarr"])
 def test_sharded_plate(sharded_plate, backend):
-    reader = PatchReader(sharded_plate, backend=backend, cache_bytes=0)
+    reader = PatchReader(sharded_plate.path, backend=backend, cache_bytes=0)
     boxes = _random_boxes(reader, 6, size=(5, 40, 70), seed=1)
     patches = reader.read_patches(boxes)
     for box, patch in zip(boxes, patches, strict=True):
@@ -71,22 +71,22 @@ def test_sharded_plate(sharded_plate, backend):
 
 
 def test_single_position_store(hcs_plate_v5):
-    reader = PatchReader(hcs_plate_v5 / "A" / "1" / "0")
+    reader = PatchReader(hcs_plate_v5.path / "A" / "1" / "0")
     assert reader.position_names == [""]
     box = PatchBox("", 1, (1,), (0, 8), (0, 128), (0, 128))
-    full = np.asarray(zarr.open_array(str(hcs_plate_v5 / "A/1/0/0"), mode="r")[1, 1:2])
+    full = np.asarray(zarr.open_array(str(hcs_plate_v5.path / "A/1/0/0"), mode="r")[1, 1:2])
     np.testing.assert_array_equal(reader.read_patch(box), full)
 
 
 def test_other_array_key(hcs_plate_v5):
-    reader = PatchReader(hcs_plate_v5, array_key="fg_mask")
+    reader = PatchReader(hcs_plate_v5.path, array_key="fg_mask")
     assert reader.dtype("A/1/0") == np.uint8
     patch = reader.read_patch(PatchBox("A/1/0", 0, (0,), (0, 1), (0, 4), (0, 4)))
     assert set(np.unique(patch)) <= {0, 1}
 
 
 def test_out_of_bounds_names_position_and_axis(hcs_plate_v5):
-    reader = PatchReader(hcs_plate_v5)
+    reader = PatchReader(hcs_plate_v5.path)
     ok = dict(position="A/1/1", t=0, channels=(0,), z=(0, 2), y=(0, 8), x=(0, 8))
     for field, value, axis in [
         ("t", 3, "T"),
@@ -103,7 +103,7 @@ def test_out_of_bounds_names_position_and_axis(hcs_plate_v5):
 
 
 def test_boxes_of_different_sizes_rejected(hcs_plate_v5):
-    reader = PatchReader(hcs_plate_v5)
+    reader = PatchReader(hcs_plate_v5.path)
     a = PatchBox("A/1/0", 0, (0,), (0, 2), (0, 8), (0, 8))
     b = PatchBox("A/1/0", 0, (0,), (0, 2), (0, 8), (0, 9))
     with pytest.raises(ValueError, match="same size"):
@@ -123,7 +123,7 @@ def test_not_a_plate(tmp_path):
 
 
 def test_pickle_drops_handles_and_reopens(hcs_plate_v5):
-    reader = PatchReader(hcs_plate_v5, cache_bytes=1 << 20)
+    reader = PatchReader(hcs_plate_v5.path, cache_bytes=1 << 20)
     boxes = _random_boxes(reader, 4)
     first = reader.read_patches(boxes)
     assert reader._arrays  # handles are open now
@@ -142,7 +142,7 @@ def test_cache_context_shared_per_process():
 
 
 def test_reader_in_spawned_process(hcs_plate_v5):
-    reader = PatchReader(hcs_plate_v5)
+    reader = PatchReader(hcs_plate_v5.path)
     boxes = _random_boxes(reader, 3, seed=5)
     expected = reader.read_patches(boxes)  # open handles must not travel to the child
     with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:

@@ -117,10 +117,24 @@ def _split_fovs(fov_names: list[str]) -> tuple[list[str], list[str]]:
     return train, held_out
 
 
-def _label(cells: pd.DataFrame, onset: int) -> np.ndarray:
-    """Visible infection state: infected well and at or after the onset."""
-    infected = cells["condition"].astype(str).str.lower().eq("infected")
-    return np.where(infected & (cells["t"] >= onset), "infected", "uninfected")
+def _label(obs: pd.DataFrame, cells: pd.DataFrame) -> np.ndarray:
+    """Infection state of each embedded cell, looked up in the generator's cell table.
+
+    A cell of an infected well counts as infected from its onset on (before it, it
+    looks like an uninfected cell).
+    """
+    keys = ["fov_name", "track_id", "t"]
+    left = obs[keys].copy()
+    right = cells[[*keys, "infection_state"]].copy()
+    for df in (left, right):
+        df["fov_name"] = df["fov_name"].astype(str).str.strip("/")
+        df["track_id"] = df["track_id"].astype(np.int64)
+        df["t"] = df["t"].astype(np.int64)
+    merged = left.merge(right, on=keys, how="left", validate="many_to_one")
+    if merged["infection_state"].isna().any():
+        missing = merged[merged["infection_state"].isna()].iloc[0]
+        raise KeyError(f"Embedded cell {dict(missing[keys])} is not in the plate's cell table")
+    return merged["infection_state"].to_numpy(dtype=str)
 
 
 def _probe_accuracy(x: np.ndarray, labels: np.ndarray, fovs: np.ndarray, seed: int) -> float:
@@ -166,13 +180,13 @@ def _embed(module, dataset, batch_size: int, out_path: Path, progress: bool) -> 
     return anndata.read_zarr(out_path)
 
 
-def _evaluate(adata, onset: int, seed: int) -> dict[str, float]:
+def _evaluate(adata, cells: pd.DataFrame, seed: int) -> dict[str, float]:
     from viscy_utils.evaluation import temporal_smoothness
 
     obs = adata.obs.reset_index(drop=True)
     x = np.asarray(adata.X, dtype=np.float32)
     fovs = obs["fov_name"].astype(str).str.strip("/").to_numpy()
-    labels = _label(obs, onset)
+    labels = _label(obs, cells)
     smooth = temporal_smoothness(
         x, (obs["fov_name"].astype(str) + "/" + obs["track_id"].astype(str)).to_numpy(), obs["t"]
     )
@@ -293,17 +307,17 @@ def run_demo(
     }
 
     print("[4/5] linear probe of the condition and temporal smoothness")
-    metrics = {name: _evaluate(adata, onset, config.seed) for name, adata in embeddings.items()}
+    metrics = {name: _evaluate(adata, cells, config.seed) for name, adata in embeddings.items()}
 
     print("[5/5] figures")
     trained = embeddings["trained"]
-    coords = compute_pca(np.asarray(trained.X, dtype=np.float32), n_components=2)
+    coords, variance = compute_pca(np.asarray(trained.X, dtype=np.float32), n_components=2)
     pca_png = out / "pca_condition.png"
     plot_embedding(
         coords,
-        labels=_label(trained.obs.reset_index(drop=True), onset),
+        labels=_label(trained.obs.reset_index(drop=True), cells),
         output_path=pca_png,
-        title="DynaCLR demo: held-out cells (trained encoder)",
+        title=f"Held-out cells, trained encoder (PC1+PC2: {variance.sum():.0%} of variance)",
         axis_prefix="PC",
     )
     batch = next(iter(DataLoader(train_set, batch_size=8, shuffle=True)))

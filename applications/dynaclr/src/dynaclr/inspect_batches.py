@@ -48,16 +48,43 @@ def _transferred(data_module, batch: dict) -> dict:
     return hook(batch, 0) if callable(hook) else batch
 
 
+def _attach_training_trainer(data_module) -> None:
+    """Give the data module a CPU trainer in its training stage, so that
+    ``on_after_batch_transfer`` applies the training augmentations."""
+    from lightning.pytorch import Trainer
+
+    trainer = Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.training = True
+    data_module.trainer = trainer
+
+
 def write_batch_grid(
-    data_module, output_path: str | Path, num_batches: int = 1, samples_per_batch: int = 8
+    data_module,
+    output_path: str | Path,
+    num_batches: int = 1,
+    samples_per_batch: int = 8,
+    augment: bool = True,
 ) -> Path:
-    """Draw training batches from ``data_module`` and save them as a PNG grid."""
+    """Draw training batches from ``data_module`` and save them as a PNG grid.
+
+    With ``augment`` the batches pass through the training augmentations, as the model
+    sees them; otherwise only through the normalizations.
+    """
     import torch
     from matplotlib import pyplot as plt
 
     from dynaclr.engine import render_triplet_grid
 
     data_module.setup("fit")
+    if augment:
+        _attach_training_trainer(data_module)
     collected: dict[str, list[torch.Tensor]] = {}
     for i, batch in enumerate(data_module.train_dataloader()):
         if i >= num_batches:
@@ -89,8 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-batches", type=int, default=1)
     parser.add_argument("--samples-per-batch", type=int, default=8)
     parser.add_argument("--num-workers", type=int, default=0, help="override data num_workers")
+    parser.add_argument(
+        "--no-augment", action="store_true", help="show normalized crops without augmentations"
+    )
     args = parser.parse_args(argv)
     data_module = instantiate_data_module(args.config, {"num_workers": args.num_workers})
-    path = write_batch_grid(data_module, args.out, args.num_batches, args.samples_per_batch)
+    path = write_batch_grid(
+        data_module, args.out, args.num_batches, args.samples_per_batch, not args.no_augment
+    )
     print(f"wrote {path}")
     return 0

@@ -329,10 +329,14 @@ class TripletDataset(Dataset):
 
     def _read_rows(self, rows: np.ndarray) -> Tensor:
         """Patches of ``rows`` as float32 (N, C, Z, Y, X), each distinct row read once."""
-        unique, inverse = np.unique(rows, return_inverse=True)
-        patches = self.reader.read_patches(self._boxes(unique))
-        if len(unique) != len(rows):
-            patches = patches[inverse]
+        unique, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+        if len(unique) == len(rows):  # no duplicates: read in the given order, no copy
+            patches = self.reader.read_patches(self._boxes(rows))
+        else:
+            order = np.argsort(first)  # distinct rows in order of first appearance
+            rank = np.empty_like(order)
+            rank[order] = np.arange(len(order))
+            patches = self.reader.read_patches(self._boxes(unique[order]))[rank[inverse]]
         return torch.from_numpy(np.asarray(patches, dtype=np.float32))
 
     def _cell_index(self, rows: np.ndarray) -> dict[str, Any]:

@@ -245,7 +245,7 @@ class BatchedRandAffined(BatchedRandomizableMixin, MapTransform, RandomizableTra
         source = torch.linalg.solve(
             linear.unsqueeze(1), (points.unsqueeze(0) - translation.unsqueeze(1)).unsqueeze(-1)
         ).squeeze(-1)
-        half = torch.tensor(spatial, dtype=torch.float64) / 2
+        half = (torch.tensor(spatial, dtype=torch.float64) - 1) / 2 + 1e-6
         return (source.abs() <= half).all(dim=-1).double().mean(dim=-1)
 
     def randomize(

@@ -326,13 +326,14 @@ class BatchedRandWeightedCropd(BatchedRandomizableMixin, MapTransform, Randomiza
         d = dict(data)
         if self.w_key not in d:
             raise KeyError(f"weight key '{self.w_key}' is missing from the sample.")
+        weight_shape = tuple(d[self.w_key].shape[2:])
         starts, roi = self.randomize(d[self.w_key])
         for key in self.key_iterator(d):
             check_batched(d[key], name=f"'{key}'")
-            if d[key].shape[2:] != d[self.w_key].shape[2:]:
+            if tuple(d[key].shape[2:]) != weight_shape:
                 raise ValueError(
                     f"'{key}' spatial shape {tuple(d[key].shape[2:])} does not match the weight "
-                    f"map's {tuple(d[self.w_key].shape[2:])}."
+                    f"map's {weight_shape}."
                 )
             d[key] = crop_per_sample(d[key], starts, roi)
         return d

@@ -1,0 +1,297 @@
+"""Triplet dataset over several experiments, read in batches through the patch reader.
+
+:class:`MultiExperimentTripletDataset` turns a batch of anchor indices (positions in
+``index.valid_anchors``, e.g. from :class:`viscy_data.sampler.FlexibleBatchSampler`) into
+one batch dict: for every anchor a positive is the same cell ``tau`` frames later, or its
+daughter after a division (``tau`` drawn per anchor, favouring small offsets), and the
+patches of all anchors, positives (and negatives) of an experiment are read in one batched
+call. Channels follow the registry's ``active_channels``: an experiment lacking one gets
+zeros there.
+
+Batch dict (before ``on_after_batch_transfer``)::
+
+    {"anchor": (B, C, Z, Y, X) float32, "positive": ..., ["negative": ...],
+     "anchor_norm_meta": {channel: {level: {stat: (B,) float32}}} | None, ...,
+     ["index": {column: list}]}
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from dynaclr.index import MultiExperimentIndex
+
+__all__ = ["MultiExperimentTripletDataset"]
+
+_LEVELS = ("dataset_statistics", "fov_statistics", "timepoint_statistics")
+_NEUTRAL = {"mean": 0.0, "std": 1.0, "median": 0.0, "iqr": 1.0}
+_INDEX_COLUMNS = (
+    "experiment",
+    "condition",
+    "fov_name",
+    "track_id",
+    "t",
+    "id",
+    "parent_track_id",
+    "parent_id",
+    "z",
+    "y",
+    "x",
+    "global_track_id",
+    "hours_post_infection",
+)
+
+
+def _read_norm_meta(position: Any) -> dict | None:
+    """Per-FOV normalization metadata (``viscy_data._utils.read_norm_meta`` when present)."""
+    try:
+        from viscy_data._utils import read_norm_meta
+    except ImportError:  # the shared helper is not in this build: read the same layout
+        meta = position.zattrs.get("normalization")
+        return None if meta is None else dict(meta)
+    return read_norm_meta(position)
+
+
+class _NormTable:
+    """Normalization statistics of every (FOV, channel, level, t) as dense float arrays."""
+
+    def __init__(
+        self,
+        fov_metas: list[dict | None],
+        fov_frames: list[int],
+        channels: list[str],
+    ) -> None:
+        stats: list[str] = []
+        for meta in fov_metas:
+            for ch in channels:
+                level = ((meta or {}).get(ch) or {}).get("fov_statistics") or {}
+                stats += [s for s in level if s not in stats]
+        self.available = bool(stats)
+        self.channels, self.stats = channels, stats
+        n_fov, n_ch, n_st = len(fov_metas), len(channels), len(stats)
+        neutral = np.array([_NEUTRAL.get(s, 0.0) for s in stats], dtype=np.float32)
+        self.static = np.broadcast_to(neutral, (n_fov, 2, n_ch, n_st)).copy()
+        self.offsets = np.r_[0, np.cumsum(fov_frames)[:-1]].astype(np.int64)
+        self.per_t = np.broadcast_to(neutral, (int(sum(fov_frames)), n_ch, n_st)).copy()
+        for f, meta in enumerate(fov_metas):
+            for c, ch in enumerate(channels):
+                entry = (meta or {}).get(ch)
+                if not entry:
+                    continue
+                for lv, level in enumerate(_LEVELS[:2]):
+                    values = entry.get(level) or {}
+                    for s, stat in enumerate(stats):
+                        if stat in values:
+                            self.static[f, lv, c, s] = float(values[stat])
+                for t_key, values in (entry.get("timepoint_statistics") or {}).items():
+                    t = int(t_key)
+                    if 0 <= t < fov_frames[f]:
+                        for s, stat in enumerate(stats):
+                            if stat in values:
+                                self.per_t[self.offsets[f] + t, c, s] = float(values[stat])
+
+    def batch(self, fov: np.ndarray, t: np.ndarray) -> dict | None:
+        if not self.available:
+            return None
+        static = torch.from_numpy(self.static[fov])  # (B, 2, C, S)
+        per_t = torch.from_numpy(self.per_t[self.offsets[fov] + t])  # (B, C, S)
+        out = {}
+        for c, ch in enumerate(self.channels):
+            out[ch] = {
+                "dataset_statistics": {s: static[:, 0, c, i] for i, s in enumerate(self.stats)},
+                "fov_statistics": {s: static[:, 1, c, i] for i, s in enumerate(self.stats)},
+                "timepoint_statistics": {s: per_t[:, c, i] for i, s in enumerate(self.stats)},
+            }
+        return out
+
+
+class MultiExperimentTripletDataset(Dataset):
+    """Anchor / positive (/ negative) patches across experiments, batched per call.
+
+    Parameters
+    ----------
+    index : MultiExperimentIndex
+        Tracks, lineage and valid anchors of the experiments.
+    z_range : tuple[int, int] | None
+        ``[start, stop)`` Z slices read for every cell; ``None``: all slices (every FOV must
+        then have the same depth).
+    return_negative : bool
+        Also return a negative per anchor: a random anchor of another lineage.
+    return_index : bool
+        Also return ``"index"``: the anchors' track columns as lists.
+    seed : int
+        Seed of the dataset's generator (tau offsets, daughters, negatives).
+    cache_bytes : int | None
+        Decoded-chunk cache of each reader (``None``: the reader's default, 0: off).
+    array_key : str
+        Image array within each FOV.
+    backend : str
+        ``"auto"``, ``"tensorstore"`` or ``"zarr"`` (see ``viscy_data._reader.PatchReader``).
+    """
+
+    def __init__(
+        self,
+        index: MultiExperimentIndex,
+        z_range: tuple[int, int] | None = None,
+        return_negative: bool = False,
+        return_index: bool = False,
+        seed: int = 0,
+        cache_bytes: int | None = None,
+        array_key: str = "0",
+        backend: str = "auto",
+    ) -> None:
+        from iohub.ngff import open_ome_zarr
+
+        from viscy_data._reader import PatchReader
+
+        self.index = index
+        self.return_negative = return_negative
+        self.return_index = return_index
+        self.seed = int(seed)
+        registry = index.registry
+        self.channel_names = list(registry.active_channels)
+
+        depths = {key: shape[2] for key, shape in index.image_shapes.items()}
+        if z_range is None:
+            if len(set(depths.values())) > 1:
+                raise ValueError(
+                    f"FOVs differ in depth ({sorted(set(depths.values()))} slices): set z_range"
+                )
+            z_range = (0, next(iter(depths.values())))
+        z0, z1 = int(z_range[0]), int(z_range[1])
+        too_shallow = [f"{e}:{f} (Z={d})" for (e, f), d in depths.items() if d < z1]
+        if not 0 <= z0 < z1 or too_shallow:
+            raise ValueError(f"z_range {z_range} does not fit FOV(s) {too_shallow[:5]}")
+        self.z_range = (z0, z1)
+
+        self.readers: dict[str, PatchReader] = {}
+        self._sources: dict[str, tuple[tuple[int, ...], np.ndarray]] = {}
+        tracks = index.tracks
+        fov_keys = list(index.image_shapes)
+        fov_of = {key: i for i, key in enumerate(fov_keys)}
+        metas: list[dict | None] = [None] * len(fov_keys)
+        for exp in registry:
+            self.readers[exp.name] = PatchReader(
+                exp.data_path, array_key=array_key, cache_bytes=cache_bytes, backend=backend
+            )
+            src = registry.source_indices(exp.name)
+            present = np.array([i for i, s in enumerate(src) if s >= 0], dtype=np.int64)
+            self._sources[exp.name] = (tuple(s for s in src if s >= 0), present)
+            names = [f for e, f in fov_keys if e == exp.name]
+            if names:
+                with open_ome_zarr(exp.data_path, mode="r", layout="hcs") as plate:
+                    for name in names:
+                        metas[fov_of[(exp.name, name)]] = _read_norm_meta(plate[name])
+        frames = [index.image_shapes[k][0] for k in fov_keys]
+        self._norm = _NormTable(metas, frames, self.channel_names)
+        pair = pd.MultiIndex.from_arrays(
+            [tracks["experiment"].astype(str), tracks["fov_name"].astype(str)]
+        )
+        self._row_fov = np.asarray(
+            pd.Index(pd.MultiIndex.from_tuples(fov_keys)).get_indexer(pair), dtype=np.int64
+        )
+        self._row_exp = tracks["experiment"].cat.codes.to_numpy()
+        self._exp_names = [str(c) for c in tracks["experiment"].cat.categories]
+        self._t = tracks["t"].to_numpy()
+        self._y0 = tracks["y_origin"].to_numpy()
+        self._x0 = tracks["x_origin"].to_numpy()
+        self._fov_names = [f for _, f in fov_keys]
+        self._lineage = tracks["lineage_id"].cat.codes.to_numpy()
+        self._rng_lock = threading.Lock()
+        self._rng_pid = os.getpid()
+        self._rng = np.random.default_rng(self.seed)
+
+    def __len__(self) -> int:
+        return len(self.index.valid_anchors)
+
+    def _generator(self) -> np.random.Generator:
+        # a forked/spawned worker gets a copy of the parent's generator: reseed it per worker
+        if os.getpid() != self._rng_pid:
+            info = torch.utils.data.get_worker_info()
+            extra = info.seed % 2**32 if info is not None else os.getpid()
+            self._rng = np.random.default_rng([self.seed, extra])
+            self._rng_pid = os.getpid()
+        return self._rng
+
+    def _negatives(self, anchor_rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        pool = self.index.anchor_rows
+        neg = pool[rng.integers(0, len(pool), size=len(anchor_rows))]
+        for _ in range(16):
+            same = self._lineage[neg] == self._lineage[anchor_rows]
+            if not same.any():
+                break
+            neg[same] = pool[rng.integers(0, len(pool), size=int(same.sum()))]
+        return neg
+
+    def _read(self, rows: np.ndarray) -> Tensor:
+        """Patches of tracks rows as (N, C_active, Z, Y, X) float32, one read per experiment."""
+        from viscy_data._reader import PatchBox
+
+        ph, pw = self.index.yx_patch_size
+        z = self.z_range
+        out = np.zeros((len(rows), len(self.channel_names), z[1] - z[0], ph, pw), np.float32)
+        exp_codes = self._row_exp[rows]
+        for code in np.unique(exp_codes):
+            name = self._exp_names[code]
+            channels, present = self._sources[name]
+            sel = np.flatnonzero(exp_codes == code)
+            r = rows[sel]
+            boxes = [
+                PatchBox(
+                    position=self._fov_names[f],
+                    t=int(t),
+                    channels=channels,
+                    z=z,
+                    y=(int(y), int(y) + ph),
+                    x=(int(x), int(x) + pw),
+                )
+                for f, t, y, x in zip(
+                    self._row_fov[r].tolist(),
+                    self._t[r].tolist(),
+                    self._y0[r].tolist(),
+                    self._x0[r].tolist(),
+                    strict=True,
+                )
+            ]
+            patches = self.readers[name].read_patches(boxes)
+            if len(present) == out.shape[1]:
+                out[sel] = patches
+            else:
+                out[sel[:, None], present[None, :]] = patches
+        return torch.from_numpy(out)
+
+    def __getitems__(self, indices: list[int]) -> dict[str, Any]:
+        """Batch of ``len(indices)`` triplets for positions in ``index.valid_anchors``."""
+        anchors = self.index.anchor_rows[np.asarray(indices, dtype=np.int64)]
+        with self._rng_lock:
+            rng = self._generator()
+            positives, _ = self.index.sample_positives(anchors, rng)
+            negatives = self._negatives(anchors, rng) if self.return_negative else None
+        if (positives < 0).any():
+            raise RuntimeError("an anchor without positive reached the dataset; rebuild the index")
+        roles = {"anchor": anchors, "positive": positives}
+        if negatives is not None:
+            roles["negative"] = negatives
+        patches = self._read(np.concatenate(list(roles.values())))
+        batch: dict[str, Any] = {}
+        for i, (role, rows) in enumerate(roles.items()):
+            batch[role] = patches[i * len(anchors) : (i + 1) * len(anchors)]
+            batch[f"{role}_norm_meta"] = self._norm.batch(self._row_fov[rows], self._t[rows])
+        if self.return_index:
+            df = self.index.tracks
+            batch["index"] = {
+                col: df[col].to_numpy()[anchors].tolist() for col in _INDEX_COLUMNS if col in df
+            }
+        return batch
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        """One triplet (batch of one, leading axis kept)."""
+        return self.__getitems__([i])

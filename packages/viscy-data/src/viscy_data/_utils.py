@@ -1,0 +1,299 @@
+"""Helpers shared by the pipelines: normalization metadata, channel lookups, collation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import default_collate
+
+from viscy_data._typing import HCSStackIndex, NormMeta, OneOrSeq, Sample
+
+if TYPE_CHECKING:
+    from iohub.ngff import Position
+
+__all__ = [
+    "BatchedCenterSpatialCropd",
+    "collate_samples",
+    "ensure_channel_list",
+    "find_normalize_transforms",
+    "channel_indices",
+    "read_norm_meta",
+    "resolve_norm_meta",
+]
+
+# ------------------------------------------------------------------ channels
+
+
+def ensure_channel_list(channels: OneOrSeq[str] | None) -> list[str]:
+    """Return channel name(s) as a list (``None`` -> empty list).
+
+    Raises
+    ------
+    TypeError
+        If ``channels`` is neither a string nor a sequence of strings.
+    """
+    if channels is None:
+        return []
+    if isinstance(channels, str):
+        return [channels]
+    if isinstance(channels, Sequence):
+        names = list(channels)
+        for name in names:
+            if not isinstance(name, str):
+                raise TypeError(f"Channel names must be strings, got {name!r} in {names}")
+        return names
+    raise TypeError(f"Channel must be a name or a sequence of names, got {type(channels)}")
+
+
+def channel_indices(
+    available: Sequence[str], requested: Iterable[str], where: str = "the store"
+) -> list[int]:
+    """Indices of ``requested`` channel names in ``available``.
+
+    Raises
+    ------
+    ValueError
+        Naming the missing channel(s), ``where`` they were looked up, and the channels
+        that are available.
+    """
+    available = list(available)
+    requested = list(requested)
+    missing = [name for name in requested if name not in available]
+    if missing:
+        raise ValueError(
+            f"Channel(s) {missing} not found in {where}; available channels: {available}"
+        )
+    return [available.index(name) for name in requested]
+
+
+# backwards-compatible private names (used by 0.1.0-era code)
+_ensure_channel_list = ensure_channel_list
+
+
+def _search_int_in_str(pattern: str, file_name: str) -> str:
+    """Return the first match of ``pattern`` in ``file_name`` (e.g. a zero-padded index)."""
+    match = re.search(pattern, file_name)
+    if match is None:
+        raise ValueError(f"Cannot find pattern {pattern!r} in '{file_name}'")
+    return match.group()
+
+
+# ------------------------------------------------------------------ normalization metadata
+
+
+def _to_float(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _to_float(v) for k, v in value.items()}
+    if value is None:
+        return float("nan")
+    return float(value)
+
+
+def read_norm_meta(fov: Position) -> NormMeta | None:
+    """Read a FOV's normalization metadata (``.zattrs["normalization"]``).
+
+    Parameters
+    ----------
+    fov : Position
+        An iohub position.
+
+    Returns
+    -------
+    NormMeta or None
+        Channel name -> ``{"dataset_statistics": {...}, "fov_statistics": {...},
+        "timepoint_statistics": {"0": {...}, ...}}`` with float values, or ``None`` when
+        the FOV has no normalization metadata.
+    """
+    norm_meta = fov.zattrs.get("normalization")
+    if norm_meta is None:
+        return None
+    return {str(channel): _to_float(stats) for channel, stats in norm_meta.items()}
+
+
+def resolve_norm_meta(norm_meta: NormMeta | None, t: int) -> NormMeta | None:
+    """Resolve ``timepoint_statistics`` of every channel to the statistics of timepoint ``t``.
+
+    Channels without statistics for ``t`` keep no ``timepoint_statistics`` entry.
+    The input is not modified.
+    """
+    if norm_meta is None:
+        return None
+    resolved: NormMeta = {}
+    for channel, stats in norm_meta.items():
+        stats = dict(stats)
+        per_t = stats.pop("timepoint_statistics", None)
+        if isinstance(per_t, Mapping) and str(t) in per_t:
+            stats["timepoint_statistics"] = per_t[str(t)]
+        resolved[channel] = stats  # type: ignore[assignment]
+    return resolved
+
+
+def find_normalize_transforms(transforms: Iterable[Callable] | None) -> list[Callable]:
+    """Transforms (also inside ``Compose``) that normalize with stored statistics.
+
+    A normalization transform is recognized by having ``keys`` and a ``level`` attribute
+    (e.g. ``viscy_transforms.NormalizeSampled``); viscy-data does not import it.
+    """
+    found: list[Callable] = []
+    for transform in transforms or ():
+        inner = getattr(transform, "transforms", None)
+        if isinstance(inner, Sequence) and not hasattr(transform, "level"):
+            found.extend(find_normalize_transforms(inner))
+        elif hasattr(transform, "keys") and hasattr(transform, "level"):
+            found.append(transform)
+    return found
+
+
+def normalization_channels(transforms: Iterable[Callable] | None) -> list[str]:
+    """Channel keys that normalization transforms in ``transforms`` need statistics for."""
+    names: list[str] = []
+    for transform in find_normalize_transforms(transforms):
+        keys = transform.keys  # type: ignore[attr-defined]
+        for key in ensure_channel_list(keys if isinstance(keys, str) else list(keys)):
+            if key not in names:
+                names.append(key)
+    return names
+
+
+# ------------------------------------------------------------------ collation
+
+
+def _collate_index(indices: Sequence[Any]) -> Any:
+    if all(isinstance(i, HCSStackIndex) for i in indices):
+        return HCSStackIndex(
+            image=[i.image for i in indices],
+            time=torch.tensor([int(i.time) for i in indices]),
+            z=torch.tensor([int(i.z) for i in indices]),
+        )
+    if all(isinstance(i, Mapping) for i in indices):
+        return {key: [i[key] for i in indices] for key in indices[0]}
+    return list(indices)
+
+
+def collate_samples(batch: Sequence[Sample | Sequence[Sample]]) -> Sample:
+    """Collate samples (or lists of samples, e.g. several crops per item) into a batch.
+
+    Tensors are stacked; ``index`` keeps one entry per sample in order (an
+    :class:`HCSStackIndex` of a list of FOV names and tensors of t and z); ``norm_meta``
+    statistics become tensors of shape (B,); anything else becomes a list.
+    """
+    samples: list[Mapping[str, Any]] = []
+    for item in batch:
+        if isinstance(item, Mapping):
+            samples.append(item)
+        else:
+            samples.extend(item)
+    if not samples:
+        raise ValueError("Cannot collate an empty batch")
+    collated: dict[str, Any] = {}
+    for key in samples[0]:
+        values = [sample[key] for sample in samples]
+        if key == "index":
+            collated[key] = _collate_index(values)
+        elif all(isinstance(v, Tensor) for v in values):
+            collated[key] = torch.stack(values)
+        elif key.endswith("norm_meta"):
+            collated[key] = None if any(v is None for v in values) else default_collate(values)
+        elif all(isinstance(v, Sequence) and not isinstance(v, str) for v in values) and all(
+            all(isinstance(x, Tensor) for x in v) for v in values
+        ):
+            # a sequence of tensors per sample (e.g. one tensor per channel)
+            collated[key] = [torch.stack(parts) for parts in zip(*values, strict=True)]
+        else:
+            collated[key] = values
+    return collated  # type: ignore[return-value]
+
+
+# backwards-compatible private name
+_collate_samples = collate_samples
+
+
+# ------------------------------------------------------------------ channel dict helpers
+
+
+def _scatter_channels(
+    channel_names: Sequence[str], patch: Tensor, norm_meta: NormMeta | None
+) -> dict[str, Tensor | NormMeta | None]:
+    """Split a (C, ...) or (B, C, ...) patch into ``{channel: (1, ...)}`` plus ``norm_meta``."""
+    channel_axis = 0 if patch.ndim in (3, 4) else 1
+    out: dict[str, Tensor | NormMeta | None] = {
+        name: patch.narrow(channel_axis, i, 1) for i, name in enumerate(channel_names)
+    }
+    out["norm_meta"] = norm_meta
+    return out
+
+
+def _gather_channels(patch_channels: dict[str, Tensor | NormMeta | None]) -> list[Tensor]:
+    """Inverse of :func:`_scatter_channels`: channel tensors in order, ``norm_meta`` dropped."""
+    patch_channels = dict(patch_channels)
+    patch_channels.pop("norm_meta", None)
+    return [value for value in patch_channels.values() if isinstance(value, Tensor)]
+
+
+def _transform_channel_wise(
+    transform: Callable,
+    channel_names: Sequence[str],
+    patch: Tensor,
+    norm_meta: NormMeta | None,
+) -> Tensor:
+    """Apply a dictionary transform to a patch split into channels; concatenate back."""
+    scattered = _scatter_channels(channel_names, patch, norm_meta)
+    transformed = transform(scattered)
+    channel_axis = 0 if patch.ndim in (3, 4) else 1
+    return torch.cat(_gather_channels(transformed), dim=channel_axis)
+
+
+# ------------------------------------------------------------------ batched center crop
+
+
+class BatchedCenterSpatialCropd:
+    """Center-crop the trailing spatial axes of batched tensors under ``keys``.
+
+    A small stand-in for viscy-transforms' batched crop, so viscy-data does not import
+    viscy-transforms. Works on (B, C, *spatial) tensors; ``roi_size`` covers the trailing
+    spatial axes (a size of -1 or larger than the axis keeps the axis whole).
+
+    Parameters
+    ----------
+    keys : str or Sequence[str]
+        Dictionary keys to crop.
+    roi_size : Sequence[int]
+        Output size of the trailing spatial axes.
+    allow_missing_keys : bool
+        Skip keys absent from the input instead of raising ``KeyError``.
+    """
+
+    def __init__(
+        self,
+        keys: OneOrSeq[str],
+        roi_size: Sequence[int],
+        allow_missing_keys: bool = False,
+    ) -> None:
+        self.keys = ensure_channel_list(keys)
+        self.roi_size = tuple(int(s) for s in roi_size)
+        self.allow_missing_keys = allow_missing_keys
+
+    def _crop(self, tensor: Tensor) -> Tensor:
+        n = len(self.roi_size)
+        slices: list[slice] = [slice(None)] * (tensor.ndim - n)
+        for size, roi in zip(tensor.shape[-n:], self.roi_size, strict=True):
+            if roi < 0 or roi >= size:
+                slices.append(slice(None))
+            else:
+                start = (size - roi) // 2
+                slices.append(slice(start, start + roi))
+        return tensor[tuple(slices)]
+
+    def __call__(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(data)
+        for key in self.keys:
+            if key not in out:
+                if self.allow_missing_keys:
+                    continue
+                raise KeyError(f"Key '{key}' not in data (keys: {list(out)})")
+            out[key] = self._crop(out[key])
+        return out

@@ -1,0 +1,27 @@
+"""Building blocks shared by the models: stems, decoder stages, conv blocks and heads."""
+
+from viscy_models.components.blocks import ConvBlock2D, ConvBlock3D
+from viscy_models.components.decoders import UnetDecoder, UnetDecoderStage
+from viscy_models.components.heads import (
+    MLP,
+    CosineClassifier,
+    PixelToVoxelHead,
+    PixelToVoxelShuffleHead,
+    projection_mlp,
+    voxel_head_channels,
+)
+from viscy_models.components.stems import StemDepthtoChannels
+
+__all__ = [
+    "MLP",
+    "ConvBlock2D",
+    "ConvBlock3D",
+    "CosineClassifier",
+    "PixelToVoxelHead",
+    "PixelToVoxelShuffleHead",
+    "StemDepthtoChannels",
+    "UnetDecoder",
+    "UnetDecoderStage",
+    "projection_mlp",
+    "voxel_head_channels",
+]

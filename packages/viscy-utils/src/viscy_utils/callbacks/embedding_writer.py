@@ -1,0 +1,251 @@
+"""Write predicted embeddings to an AnnData zarr store."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from viscy_utils._imports import optional_import
+from viscy_utils.callbacks._atomic import remove_path, replace_path, temporary_sibling
+
+_logger = logging.getLogger(__name__)
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        if value.dtype == torch.bfloat16:
+            value = value.float()
+        return value.numpy()
+    return np.asarray(value)
+
+
+def index_to_dataframe(index: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Turn batch ``index`` dicts (columns of lists or 1-D tensors) into one DataFrame.
+
+    Parameters
+    ----------
+    index : mapping or sequence of mappings
+        One batch's ``index`` (``{"fov_name": [...], "track_id": tensor, ...}``)
+        or a list of them, concatenated in order.
+
+    Returns
+    -------
+    pd.DataFrame
+    """
+    batches = [index] if isinstance(index, Mapping) else list(index)
+    frames = []
+    for batch in batches:
+        columns = {}
+        for key, value in batch.items():
+            arr = _to_numpy(value) if not isinstance(value, list | tuple) else np.asarray(value)
+            if arr.ndim != 1:
+                raise ValueError(f"index column {key!r} must be 1-D per batch, got {arr.shape}")
+            columns[key] = arr
+        lengths = {k: len(v) for k, v in columns.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"index columns have different lengths: {lengths}")
+        frames.append(pd.DataFrame(columns))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def write_embedding_dataset(
+    output_path: str | Path,
+    features: np.ndarray,
+    obs: pd.DataFrame,
+    projections: np.ndarray | None = None,
+    pca_kwargs: dict | None = None,
+    umap_kwargs: dict | None = None,
+    phate_kwargs: dict | None = None,
+    embedding_key: Literal["features", "projections"] = "features",
+    overwrite: bool = False,
+    zarr_format: Literal[2, 3] = 2,
+) -> Path:
+    """Write embeddings as an AnnData zarr store (via a temporary path, then rename).
+
+    Layout: ``X`` = features ``(n_cells, D)``; ``obsm["X_projections"]`` =
+    projections; ``obsm["X_pca"]`` / ``["X_umap"]`` / ``["X_phate"]`` when the
+    matching kwargs are given (computed from ``embedding_key``), with the PCA
+    explained variance ratio in ``uns["pca"]``; ``obs`` = the cell index columns.
+
+    Parameters
+    ----------
+    output_path : str or Path
+        The ``.zarr`` store to create.
+    features : np.ndarray
+    obs : pd.DataFrame
+        One row per cell (e.g. ``fov_name, track_id, t, id, ...``).
+    projections : np.ndarray, optional
+    pca_kwargs, umap_kwargs, phate_kwargs : dict, optional
+        Arguments of :func:`viscy_utils.evaluation.compute_pca`,
+        :func:`viscy_utils.evaluation.compute_umap` and ``phate.PHATE``.
+    embedding_key : {"features", "projections"}
+        Which embedding the reductions are computed from.
+    overwrite : bool
+        Replace an existing store.
+    zarr_format : {2, 3}
+        Zarr format of the store (``anndata.read_zarr`` reads both; 2 is the most widely
+        readable by other tools).
+
+    Returns
+    -------
+    Path
+        ``output_path``.
+    """
+    ad = optional_import("anndata", "anndata")
+    output_path = Path(output_path)
+    if output_path.exists() and not overwrite:
+        raise FileExistsError(f"{output_path} exists; pass overwrite=True to replace it")
+    features = np.asarray(features, dtype=np.float32)
+    if features.ndim != 2:
+        raise ValueError(f"features must be (n_cells, D), got {features.shape}")
+    if len(obs) != len(features):
+        raise ValueError(f"{len(obs)} index rows for {len(features)} embeddings")
+    obs = obs.reset_index(drop=True).copy()
+    for column in obs.columns:
+        if obs[column].dtype == object:
+            obs[column] = obs[column].astype(str)
+    obs.index = obs.index.astype(str)
+    adata = ad.AnnData(X=features, obs=obs)
+    if projections is not None:
+        projections = np.asarray(projections, dtype=np.float32)
+        if len(projections) != len(features):
+            raise ValueError(f"{len(projections)} projections for {len(features)} features")
+        adata.obsm["X_projections"] = projections
+    source = features if embedding_key == "features" or projections is None else projections
+    if pca_kwargs is not None:
+        from viscy_utils.evaluation import compute_pca
+
+        coords, ratio = compute_pca(source, **pca_kwargs)
+        adata.obsm["X_pca"] = coords
+        adata.uns["pca"] = {"variance_ratio": ratio}
+    if umap_kwargs is not None:
+        from viscy_utils.evaluation import compute_umap
+
+        adata.obsm["X_umap"] = compute_umap(source, **umap_kwargs)
+    if phate_kwargs is not None:
+        phate = optional_import("phate")
+        adata.obsm["X_phate"] = np.asarray(
+            phate.PHATE(**phate_kwargs).fit_transform(source), dtype=np.float32
+        )
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(output_path)
+    try:
+        with warnings.catch_warnings(), ad.settings.override(zarr_write_format=zarr_format):
+            warnings.filterwarnings(
+                "ignore", message=".*zarr v2 data will no longer be the default"
+            )
+            warnings.filterwarnings("ignore", message=".*autosharding will be the default")
+            adata.write_zarr(tmp)
+        replace_path(tmp, output_path, overwrite)
+    finally:
+        remove_path(tmp)
+    return output_path
+
+
+class EmbeddingWriter(BasePredictionWriter):
+    """Collect ``{"features", "projections", "index"}`` predictions and write AnnData zarr.
+
+    Parameters
+    ----------
+    output_path : Path
+        The ``.zarr`` store to create. Checked when prediction starts: an
+        existing store raises ``FileExistsError`` unless ``overwrite``.
+    write_interval : {"batch", "epoch", "batch_and_epoch"}
+        Only ``"epoch"`` writes (embeddings are gathered and written at the end).
+    embedding_key : {"features", "projections"}
+        Embedding the optional PCA/UMAP/PHATE are computed from.
+    umap_kwargs, phate_kwargs, pca_kwargs : dict, optional
+        Compute and store that reduction in ``obsm`` (``{}`` = defaults).
+    overwrite : bool
+        Replace an existing store.
+    """
+
+    def __init__(
+        self,
+        output_path: Path,
+        write_interval: Literal["batch", "epoch", "batch_and_epoch"] = "epoch",
+        embedding_key: Literal["features", "projections"] = "features",
+        umap_kwargs: dict | None = None,
+        phate_kwargs: dict | None = None,
+        pca_kwargs: dict | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        super().__init__(write_interval)
+        self.output_path = Path(output_path)
+        self.embedding_key = embedding_key
+        self.umap_kwargs = umap_kwargs
+        self.phate_kwargs = phate_kwargs
+        self.pca_kwargs = pca_kwargs
+        self.overwrite = overwrite
+
+    def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Fail before any prediction runs if the output exists and may not be replaced."""
+        if self.output_path.exists() and not self.overwrite:
+            raise FileExistsError(
+                f"EmbeddingWriter output {self.output_path} exists; set overwrite=True"
+            )
+        optional_import("anndata", "anndata")
+
+    def write_on_epoch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        predictions: Sequence[Any],
+        batch_indices: Sequence[Any],
+    ) -> None:
+        """Concatenate every batch's embeddings and index and write the store."""
+        batches = _flatten_predictions(predictions)
+        if not batches:
+            _logger.warning("EmbeddingWriter: no predictions to write")
+            return
+        if trainer.world_size > 1:
+            raise NotImplementedError(
+                "EmbeddingWriter gathers predictions of a single process; predict on one device"
+            )
+        for i, batch in enumerate(batches):
+            missing = {"features", "index"} - set(batch)
+            if missing:
+                raise KeyError(f"prediction of batch {i} lacks {sorted(missing)}")
+        features = np.concatenate([_to_numpy(b["features"]) for b in batches])
+        projections = None
+        if all(b.get("projections") is not None for b in batches):
+            projections = np.concatenate([_to_numpy(b["projections"]) for b in batches])
+        obs = index_to_dataframe([b["index"] for b in batches])
+        write_embedding_dataset(
+            self.output_path,
+            features,
+            obs,
+            projections=projections,
+            pca_kwargs=self.pca_kwargs,
+            umap_kwargs=self.umap_kwargs,
+            phate_kwargs=self.phate_kwargs,
+            embedding_key=self.embedding_key,
+            overwrite=self.overwrite,
+        )
+        _logger.info("Wrote %d embeddings to %s", len(features), self.output_path)
+
+
+def _flatten_predictions(predictions: Sequence[Any]) -> list[Mapping[str, Any]]:
+    """Predictions are a list of batch outputs, or (several dataloaders) a list of such lists."""
+    out: list[Mapping[str, Any]] = []
+    for item in predictions:
+        if isinstance(item, Mapping):
+            out.append(item)
+        elif isinstance(item, list | tuple):
+            out.extend(_flatten_predictions(item))
+        else:
+            raise TypeError(
+                "EmbeddingWriter expects predict_step to return a dict with 'features', "
+                f"'projections' and 'index', got {type(item).__name__}"
+            )
+    return out
