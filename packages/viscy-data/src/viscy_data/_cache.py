@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
+
+from viscy_data._utils import resolve_norm_meta
 
 if TYPE_CHECKING:
     from iohub.ngff import Position
@@ -33,7 +35,6 @@ __all__ = [
     "FilledFlags",
     "MmappedDataset",
     "VolumeCache",
-    "collate_samples",
     "make_caches",
 ]
 
@@ -277,37 +278,6 @@ def _as_cache(cache_map: VolumeCache | MutableMapping | None) -> VolumeCache | _
     )
 
 
-def collate_samples(batch: Sequence[dict | Sequence[dict]]) -> dict:
-    """Collate samples into one batch dict; a sample may be a list of dicts (multi-crop)."""
-    flat: list[dict] = []
-    for sample in batch:
-        if isinstance(sample, dict):
-            flat.append(sample)
-        else:
-            flat.extend(sample)
-    return default_collate(flat)
-
-
-def norm_meta_at(norm_meta: dict | None, t: int) -> dict | None:
-    """Resolve per-FOV normalization metadata to timepoint ``t``.
-
-    ``timepoint_statistics`` becomes the statistics dict of that timepoint (absent if the
-    metadata has none for it); other levels are kept as they are.
-    """
-    if norm_meta is None:
-        return None
-    resolved = {}
-    for channel, levels in norm_meta.items():
-        levels = dict(levels)
-        per_t = levels.pop("timepoint_statistics", None)
-        if isinstance(per_t, dict):
-            stats = per_t.get(str(t), per_t.get(t))
-            if stats is not None:
-                levels["timepoint_statistics"] = stats
-        resolved[channel] = levels
-    return resolved
-
-
 def position_address(position: Position) -> tuple[str, str]:
     """``(store path, FOV name)`` of an iohub position, for the patch reader."""
     group = position.zgroup
@@ -427,7 +397,7 @@ class _PositionVolumes:
         sample: dict[str, Any] = {
             name: volume[i : i + 1] for i, name in enumerate(self.channel_names)
         }
-        norm_meta = norm_meta_at(self._norm_meta[pos], t)
+        norm_meta = resolve_norm_meta(self._norm_meta[pos], t)
         if norm_meta is not None:
             sample["norm_meta"] = norm_meta
         return sample

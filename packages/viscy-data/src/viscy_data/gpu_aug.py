@@ -19,12 +19,9 @@ from lightning.pytorch import LightningDataModule
 from monai.transforms import Compose
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from viscy_data._cache import (
-    CachedOmeZarrDataset,
-    VolumeCache,
-    collate_samples,
-    make_caches,
-)
+from viscy_data._cache import CachedOmeZarrDataset, VolumeCache, make_caches
+from viscy_data._utils import collate_samples, ensure_channel_list
+from viscy_data.distributed import ShardedDistributedSampler
 from viscy_data.select import SelectWell
 
 __all__ = ["CachedOmeZarrDataModule", "CachedOmeZarrDataset", "GPUTransformDataModule"]
@@ -36,11 +33,7 @@ def distributed_sampler(dataset: Dataset, shuffle: bool, seed: int = 0) -> Sampl
         return None
     if torch.distributed.get_world_size() < 2:
         return None
-    try:
-        from viscy_data.distributed import ShardedDistributedSampler as sampler_class
-    except ImportError:  # pragma: no cover - the sharded sampler lives in the datacore module
-        from torch.utils.data import DistributedSampler as sampler_class
-    return sampler_class(dataset, shuffle=shuffle, seed=seed)
+    return ShardedDistributedSampler(dataset, shuffle=shuffle, seed=seed)
 
 
 def compose(transforms: Sequence[Callable] | Callable | None) -> Compose | Callable | None:
@@ -161,10 +154,6 @@ def split_positions(positions: Sequence, split_ratio: float, seed: int = 0) -> t
     return shuffled[:num_train], shuffled[num_train:]
 
 
-def _ensure_list(channels: str | Sequence[str]) -> list[str]:
-    return [channels] if isinstance(channels, str) else list(channels)
-
-
 class CachedOmeZarrDataModule(GPUTransformDataModule, SelectWell):
     """Whole-volume OME-Zarr training with a byte-bounded volume cache shared by the workers.
 
@@ -232,7 +221,7 @@ class CachedOmeZarrDataModule(GPUTransformDataModule, SelectWell):
     ) -> None:
         super().__init__()
         self.data_path = Path(data_path)
-        self.channels = _ensure_list(channels)
+        self.channels = ensure_channel_list(channels)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.split_ratio = split_ratio

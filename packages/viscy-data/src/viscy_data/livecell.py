@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from viscy_data._cache import VolumeCache, _as_cache, collate_samples, make_caches
+from viscy_data._cache import VolumeCache, _as_cache, make_caches
 from viscy_data._imports import optional_import
+from viscy_data._utils import collate_samples
 from viscy_data.gpu_aug import GPUTransformDataModule, compose
 
 __all__ = ["LiveCellDataModule", "LiveCellDataset", "LiveCellTestDataset"]

@@ -18,9 +18,9 @@ import torch
 
 from viscy_data._cache import MmappedDataset, _PositionVolumes
 from viscy_data._imports import optional_import
+from viscy_data._utils import ensure_channel_list
 from viscy_data.gpu_aug import (
     GPUTransformDataModule,
-    _ensure_list,
     compose,
     split_positions,
 )
@@ -93,7 +93,7 @@ class MmappedDataModule(GPUTransformDataModule, SelectWell):
         optional_import("tensordict", extra="mmap")  # fail at construction, not in a worker
         super().__init__()
         self.data_path = Path(data_path)
-        self.channels = _ensure_list(channels)
+        self.channels = ensure_channel_list(channels)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.split_ratio = split_ratio
