@@ -502,11 +502,13 @@ class MmappedDataset(_PositionVolumes, Dataset):
         FOVs to serve.
     channel_names : list[str]
         Channels to read, in this order.
-    cache_map : torch.Tensor | FilledFlags | MutableMapping
+    cache_map : torch.Tensor | FilledFlags | MutableMapping | None
         Filled markers, one per buffer row: a 1-D uint8 tensor in shared or mapped memory
         (works under ``fork`` and ``spawn``) or a mapping such as a ``Manager().dict()``.
-    buffer : MemoryMappedTensor | torch.Tensor
-        ``(N, C, Z, Y, X)`` float32 rows, N = total number of (FOV, t) volumes.
+        None (with ``buffer=None``): attach both later with :meth:`attach`.
+    buffer : MemoryMappedTensor | torch.Tensor | None
+        ``(N, C, Z, Y, X)`` float32 rows (:attr:`buffer_shape`), N = number of (FOV, t)
+        volumes.
     preprocess_transforms : Callable | None
         Applied once to a sample before it is stored (e.g. normalization).
     cpu_transform : Callable | None
@@ -521,8 +523,8 @@ class MmappedDataset(_PositionVolumes, Dataset):
         self,
         positions: list[Position],
         channel_names: list[str],
-        cache_map: torch.Tensor | FilledFlags | MutableMapping,
-        buffer: torch.Tensor,
+        cache_map: torch.Tensor | FilledFlags | MutableMapping | None,
+        buffer: torch.Tensor | None,
         preprocess_transforms: Callable | None = None,
         cpu_transform: Callable | None = None,
         array_key: str = "0",
@@ -530,24 +532,38 @@ class MmappedDataset(_PositionVolumes, Dataset):
     ) -> None:
         super().__init__()
         self._init_positions(positions, channel_names, array_key, load_normalization_metadata)
-        shapes = {s for s in self._volume_shapes}
-        if len(shapes) > 1:
-            first = self._volume_shapes[0]
-            odd = next(
-                f for f, s in zip(self.fov_names, self._volume_shapes, strict=True) if s != first
-            )
-            raise ValueError(
-                f"MmappedDataset needs FOVs of one (C, Z, Y, X) shape: FOV {self.fov_names[0]!r} "
-                f"is {first} but FOV {odd!r} is "
-                f"{self._volume_shapes[self.fov_names.index(odd)]}"
-            )
-        expected = (len(self), *self._volume_shapes[0])
-        if tuple(buffer.shape) != expected:
-            raise ValueError(f"buffer shape {tuple(buffer.shape)} != expected {expected}")
-        self.buffer = buffer
-        self.filled = cache_map if isinstance(cache_map, FilledFlags) else FilledFlags(cache_map)
+        first = self._volume_shapes[0]
+        for fov, shape in zip(self.fov_names, self._volume_shapes, strict=True):
+            if shape != first:
+                raise ValueError(
+                    f"MmappedDataset needs FOVs of one (C, Z, Y, X) shape: FOV "
+                    f"{self.fov_names[0]!r} is {first} but FOV {fov!r} is {shape}"
+                )
         self.preprocess_transforms = preprocess_transforms
         self.cpu_transform = cpu_transform
+        self.buffer: torch.Tensor | None = None
+        self.filled: FilledFlags | None = None
+        if buffer is not None or cache_map is not None:
+            self.attach(buffer, cache_map)
+
+    @property
+    def buffer_shape(self) -> tuple[int, ...]:
+        """``(N, C, Z, Y, X)``: the shape ``buffer`` must have."""
+        return (len(self), *self._volume_shapes[0])
+
+    def attach(
+        self, buffer: torch.Tensor, cache_map: torch.Tensor | FilledFlags | MutableMapping
+    ) -> None:
+        """Give the dataset its buffer and filled markers (e.g. once sized by ``buffer_shape``)."""
+        if buffer is None or cache_map is None:
+            raise ValueError("MmappedDataset needs both a buffer and cache_map (filled markers)")
+        if tuple(buffer.shape) != self.buffer_shape:
+            raise ValueError(
+                f"buffer shape {tuple(buffer.shape)} != expected {self.buffer_shape} "
+                f"for FOVs {self.fov_names}"
+            )
+        self.buffer = buffer
+        self.filled = cache_map if isinstance(cache_map, FilledFlags) else FilledFlags(cache_map)
 
     def _fill(self, index: int, pos: int, t: int) -> torch.Tensor:
         sample = self._sample(self._read_volume(pos, t), pos, t)
@@ -559,6 +575,8 @@ class MmappedDataset(_PositionVolumes, Dataset):
         return volume
 
     def __getitem__(self, index: int) -> dict | list[dict]:
+        if self.buffer is None:
+            raise RuntimeError("MmappedDataset has no buffer: pass one or call attach() first")
         if index < 0:
             index += len(self)
         pos, t = self._index.locate(index)
