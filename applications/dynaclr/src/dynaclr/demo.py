@@ -221,7 +221,7 @@ def _quiet_lightning():
     """Hide Lightning's device banners, tips and warnings irrelevant to the demo."""
     import lightning.pytorch  # noqa: F401 - sets its loggers' levels on import; override after
 
-    names = ("lightning.pytorch", "lightning.fabric", "iohub")
+    names = ("lightning.pytorch", "lightning.fabric", "iohub", "iohub.ngff.nodes")
     loggers = [logging.getLogger(name) for name in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
