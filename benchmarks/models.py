@@ -4,9 +4,9 @@ Plain script, prints JSON; there is no target (the numbers are for the record). 
 runs at a documented input size (below, also in the JSON) with a small batch: one warm-up
 step, then ``--repeats`` timed steps; the median is reported. Because CPU speed varies
 between machines and with load, each time is also given as a ratio to a reference
-measured in the same run: forward + backward of a 2048x2048 fp32 matmul.
+measured in the same run: forward + backward of a 1024x1024 fp32 matmul.
 
-    uv run python benchmarks/models.py [--repeats 2] [--threads 2] [--only UNeXt2 ...]
+    uv run python benchmarks/models.py [--repeats 1] [--threads 2] [--only UNeXt2 ...]
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ import viscy_models as vm
 
 # name -> (constructor, input shape (B, C, Z, Y, X) or (B, C, Y, X), forward kwargs)
 CASES: dict[str, tuple[Callable[[], torch.nn.Module], tuple[int, ...], dict]] = {
-    "UNeXt2 (convnextv2_tiny)": (lambda: vm.UNeXt2(), (2, 1, 5, 128, 128), {}),
+    "UNeXt2 (convnextv2_tiny)": (lambda: vm.UNeXt2(), (2, 1, 5, 64, 64), {}),
     "FullyConvolutionalMAE (mask 0.5)": (
         lambda: vm.FullyConvolutionalMAE(1, 1),
-        (2, 1, 5, 128, 128),
+        (2, 1, 5, 64, 64),
         {"mask_ratio": 0.5},
     ),
-    "Unet2d": (lambda: vm.Unet2d(), (2, 1, 128, 128), {}),
-    "Unet25d": (lambda: vm.Unet25d(), (2, 1, 5, 128, 128), {}),
-    "Unet3d": (lambda: vm.Unet3d(), (2, 1, 16, 64, 64), {}),
+    "Unet2d": (lambda: vm.Unet2d(), (2, 1, 64, 64), {}),
+    "Unet25d": (lambda: vm.Unet25d(), (2, 1, 5, 64, 64), {}),
+    "Unet3d": (lambda: vm.Unet3d(), (2, 1, 16, 32, 32), {}),
     "ContrastiveEncoder (convnext_tiny)": (
         lambda: vm.ContrastiveEncoder("convnext_tiny", in_channels=2, in_stack_depth=15),
         (2, 2, 15, 64, 64),
@@ -52,12 +52,12 @@ CASES: dict[str, tuple[Callable[[], torch.nn.Module], tuple[int, ...], dict]] = 
     ),
     "ResNet3dEncoder (resnet18)": (
         lambda: vm.ResNet3dEncoder("resnet18", in_channels=1),
-        (2, 1, 16, 64, 64),
+        (2, 1, 16, 32, 32),
         {},
     ),
     "BetaVae25D (resnet50)": (
-        lambda: vm.BetaVae25D(in_channels=2, in_stack_depth=16, input_spatial_size=(128, 128)),
-        (2, 2, 16, 128, 128),
+        lambda: vm.BetaVae25D(in_channels=2, in_stack_depth=16, input_spatial_size=(64, 64)),
+        (2, 2, 16, 64, 64),
         {},
     ),
     "BetaVaeMonai (2D)": (
@@ -95,8 +95,8 @@ def _time_step(step: Callable[[], None], repeats: int) -> float:
 
 
 def reference_seconds(repeats: int) -> float:
-    a = torch.randn(2048, 2048, requires_grad=True)
-    b = torch.randn(2048, 2048)
+    a = torch.randn(1024, 1024, requires_grad=True)
+    b = torch.randn(1024, 1024)
 
     def step() -> None:
         (a @ b).sum().backward()
@@ -125,7 +125,7 @@ def bench(name: str, repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--only", nargs="*", default=None, help="substrings of model names")
     args = parser.parse_args()
@@ -146,7 +146,7 @@ def main() -> None:
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
                 "machine": platform.machine(),
-                "reference": "fwd+bwd of a 2048x2048 fp32 matmul",
+                "reference": "fwd+bwd of a 1024x1024 fp32 matmul",
                 "reference_ms": round(1000 * ref, 1),
                 "repeats": args.repeats,
                 "results": results,
