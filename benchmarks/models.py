@@ -6,7 +6,9 @@ step, then ``--repeats`` timed steps; the median is reported. Because CPU speed 
 between machines and with load, each time is also given as a ratio to a reference
 measured in the same run: forward + backward of a 1024x1024 fp32 matmul.
 
-    uv run python benchmarks/models.py [--repeats 1] [--threads 2] [--only UNeXt2 ...]
+    uv run python benchmarks/models.py [--repeats 1] [--threads 1] [--only UNeXt2 ...]
+
+Single-threaded by default: per-sample cost, comparable between runs on a shared machine.
 """
 
 from __future__ import annotations
@@ -126,7 +128,13 @@ def bench(name: str, repeats: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: on a shared, loaded machine more threads spin in "
+        "OpenMP barriers and times become 10x slower and noisy)",
+    )
     parser.add_argument("--only", nargs="*", default=None, help="substrings of model names")
     args = parser.parse_args()
     if args.threads:
