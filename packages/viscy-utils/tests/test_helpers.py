@@ -26,6 +26,7 @@ def test_warmup_cosine_schedule():
     assert all(a >= b for a, b in zip(lrs[3:], lrs[4:], strict=False))  # then decays
     assert lrs[-1] < 0.1
     (opt,), (sched,) = configure_adamw_scheduler(module, model, lr=0.5, schedule="Constant")
+    opt.step()
     sched.step()
     assert opt.param_groups[0]["lr"] == 0.5
     with pytest.raises(ValueError, match="Unknown schedule"):
