@@ -122,6 +122,7 @@ def test_image_grid_logger_and_default_tensorboard(plate_path, tmp_path):
         accelerator="cpu", devices=1, max_epochs=1, limit_train_batches=2, limit_val_batches=1,
         num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False,
         enable_checkpointing=False, default_root_dir=tmp_path, callbacks=[logger_cb],
+        log_every_n_steps=1,
     )  # fmt: skip
     assert isinstance(trainer.logger, TensorBoardLogger)
     trainer.fit(TinyRegressor(), datamodule=TinyPlateDataModule(str(plate_path)))
