@@ -149,3 +149,11 @@ def test_fovs_of_different_shapes_are_rejected_at_setup(tmp_path):
     with pytest.raises(ValueError, match="B/1/1"):
         dm.setup("fit")
     assert not (tmp_path / "scratch").exists()  # failed before making any file
+
+
+def test_mixin_order_keeps_the_datamodule_first():
+    from viscy_data.gpu_aug import GPUTransformDataModule
+    from viscy_data.select import SelectWell
+
+    mro = MmappedDataModule.__mro__
+    assert mro.index(GPUTransformDataModule) < mro.index(SelectWell)

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
+
+from viscy_data._utils import resolve_norm_meta
 
 if TYPE_CHECKING:
     from iohub.ngff import Position
@@ -33,7 +35,7 @@ __all__ = [
     "FilledFlags",
     "MmappedDataset",
     "VolumeCache",
-    "collate_samples",
+    "make_caches",
 ]
 
 _ALIGN = 64  # byte alignment of each cached volume inside the cache file
@@ -210,6 +212,42 @@ class VolumeCache:
         )
 
 
+def make_caches(
+    layouts: dict[str, list[tuple[Hashable, tuple[int, ...], np.dtype | str]]],
+    cache_bytes: int | None = None,
+    directory: str | Path | None = None,
+    source: str = "the data set",
+) -> dict[str, VolumeCache]:
+    """One :class:`VolumeCache` per named layout (e.g. ``"train"``, ``"val"``).
+
+    The budget ``cache_bytes`` is split between the layouts in proportion to their sizes;
+    None caches everything, but at most a quarter of the free space in ``directory``.
+    """
+    import logging
+
+    sizes = {
+        name: sum(math.prod(shape) * np.dtype(dtype).itemsize for _, shape, dtype in layout)
+        for name, layout in layouts.items()
+    }
+    total = sum(sizes.values())
+    directory = Path(directory) if directory is not None else default_cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    budget = min(total, free_bytes(directory) // 4) if cache_bytes is None else int(cache_bytes)
+    if budget < total:
+        logging.getLogger(__name__).warning(
+            "volume caches hold %d of %d bytes; other volumes are read from %s each time",
+            budget,
+            total,
+            source,
+        )
+    return {
+        name: VolumeCache(
+            layout, budget * sizes[name] // max(total, 1), directory=directory, name=name
+        )
+        for name, layout in layouts.items()
+    }
+
+
 class _MappingCache:
     """Adapts a user-supplied mapping (a dict, a ``Manager().dict()`` proxy) to get/put."""
 
@@ -238,37 +276,6 @@ def _as_cache(cache_map: VolumeCache | MutableMapping | None) -> VolumeCache | _
     raise TypeError(
         f"cache_map must be a VolumeCache, a mutable mapping or None, got {type(cache_map)}"
     )
-
-
-def collate_samples(batch: Sequence[dict | Sequence[dict]]) -> dict:
-    """Collate samples into one batch dict; a sample may be a list of dicts (multi-crop)."""
-    flat: list[dict] = []
-    for sample in batch:
-        if isinstance(sample, dict):
-            flat.append(sample)
-        else:
-            flat.extend(sample)
-    return default_collate(flat)
-
-
-def norm_meta_at(norm_meta: dict | None, t: int) -> dict | None:
-    """Resolve per-FOV normalization metadata to timepoint ``t``.
-
-    ``timepoint_statistics`` becomes the statistics dict of that timepoint (absent if the
-    metadata has none for it); other levels are kept as they are.
-    """
-    if norm_meta is None:
-        return None
-    resolved = {}
-    for channel, levels in norm_meta.items():
-        levels = dict(levels)
-        per_t = levels.pop("timepoint_statistics", None)
-        if isinstance(per_t, dict):
-            stats = per_t.get(str(t), per_t.get(t))
-            if stats is not None:
-                levels["timepoint_statistics"] = stats
-        resolved[channel] = levels
-    return resolved
 
 
 def position_address(position: Position) -> tuple[str, str]:
@@ -337,7 +344,10 @@ class _PositionVolumes:
                     f"it has {list(position.array_keys())}"
                 )
             if store_path not in self._readers:
-                self._readers[store_path] = PatchReader(store_path, array_key=array_key)
+                # whole volumes are kept by the dataset cache: no chunk cache needed
+                self._readers[store_path] = PatchReader(
+                    store_path, array_key=array_key, cache_bytes=0
+                )
             reader = self._readers[store_path]
             t, _, z, y, x = reader.shape(fov)
             self._fovs.append((store_path, fov))
@@ -387,7 +397,7 @@ class _PositionVolumes:
         sample: dict[str, Any] = {
             name: volume[i : i + 1] for i, name in enumerate(self.channel_names)
         }
-        norm_meta = norm_meta_at(self._norm_meta[pos], t)
+        norm_meta = resolve_norm_meta(self._norm_meta[pos], t)
         if norm_meta is not None:
             sample["norm_meta"] = norm_meta
         return sample
@@ -492,11 +502,13 @@ class MmappedDataset(_PositionVolumes, Dataset):
         FOVs to serve.
     channel_names : list[str]
         Channels to read, in this order.
-    cache_map : torch.Tensor | FilledFlags | MutableMapping
+    cache_map : torch.Tensor | FilledFlags | MutableMapping | None
         Filled markers, one per buffer row: a 1-D uint8 tensor in shared or mapped memory
         (works under ``fork`` and ``spawn``) or a mapping such as a ``Manager().dict()``.
-    buffer : MemoryMappedTensor | torch.Tensor
-        ``(N, C, Z, Y, X)`` float32 rows, N = total number of (FOV, t) volumes.
+        None (with ``buffer=None``): attach both later with :meth:`attach`.
+    buffer : MemoryMappedTensor | torch.Tensor | None
+        ``(N, C, Z, Y, X)`` float32 rows (:attr:`buffer_shape`), N = number of (FOV, t)
+        volumes.
     preprocess_transforms : Callable | None
         Applied once to a sample before it is stored (e.g. normalization).
     cpu_transform : Callable | None
@@ -511,8 +523,8 @@ class MmappedDataset(_PositionVolumes, Dataset):
         self,
         positions: list[Position],
         channel_names: list[str],
-        cache_map: torch.Tensor | FilledFlags | MutableMapping,
-        buffer: torch.Tensor,
+        cache_map: torch.Tensor | FilledFlags | MutableMapping | None,
+        buffer: torch.Tensor | None,
         preprocess_transforms: Callable | None = None,
         cpu_transform: Callable | None = None,
         array_key: str = "0",
@@ -520,24 +532,38 @@ class MmappedDataset(_PositionVolumes, Dataset):
     ) -> None:
         super().__init__()
         self._init_positions(positions, channel_names, array_key, load_normalization_metadata)
-        shapes = {s for s in self._volume_shapes}
-        if len(shapes) > 1:
-            first = self._volume_shapes[0]
-            odd = next(
-                f for f, s in zip(self.fov_names, self._volume_shapes, strict=True) if s != first
-            )
-            raise ValueError(
-                f"MmappedDataset needs FOVs of one (C, Z, Y, X) shape: FOV {self.fov_names[0]!r} "
-                f"is {first} but FOV {odd!r} is "
-                f"{self._volume_shapes[self.fov_names.index(odd)]}"
-            )
-        expected = (len(self), *self._volume_shapes[0])
-        if tuple(buffer.shape) != expected:
-            raise ValueError(f"buffer shape {tuple(buffer.shape)} != expected {expected}")
-        self.buffer = buffer
-        self.filled = cache_map if isinstance(cache_map, FilledFlags) else FilledFlags(cache_map)
+        first = self._volume_shapes[0]
+        for fov, shape in zip(self.fov_names, self._volume_shapes, strict=True):
+            if shape != first:
+                raise ValueError(
+                    f"MmappedDataset needs FOVs of one (C, Z, Y, X) shape: FOV "
+                    f"{self.fov_names[0]!r} is {first} but FOV {fov!r} is {shape}"
+                )
         self.preprocess_transforms = preprocess_transforms
         self.cpu_transform = cpu_transform
+        self.buffer: torch.Tensor | None = None
+        self.filled: FilledFlags | None = None
+        if buffer is not None or cache_map is not None:
+            self.attach(buffer, cache_map)
+
+    @property
+    def buffer_shape(self) -> tuple[int, ...]:
+        """``(N, C, Z, Y, X)``: the shape ``buffer`` must have."""
+        return (len(self), *self._volume_shapes[0])
+
+    def attach(
+        self, buffer: torch.Tensor, cache_map: torch.Tensor | FilledFlags | MutableMapping
+    ) -> None:
+        """Give the dataset its buffer and filled markers (e.g. once sized by ``buffer_shape``)."""
+        if buffer is None or cache_map is None:
+            raise ValueError("MmappedDataset needs both a buffer and cache_map (filled markers)")
+        if tuple(buffer.shape) != self.buffer_shape:
+            raise ValueError(
+                f"buffer shape {tuple(buffer.shape)} != expected {self.buffer_shape} "
+                f"for FOVs {self.fov_names}"
+            )
+        self.buffer = buffer
+        self.filled = cache_map if isinstance(cache_map, FilledFlags) else FilledFlags(cache_map)
 
     def _fill(self, index: int, pos: int, t: int) -> torch.Tensor:
         sample = self._sample(self._read_volume(pos, t), pos, t)
@@ -549,6 +575,8 @@ class MmappedDataset(_PositionVolumes, Dataset):
         return volume
 
     def __getitem__(self, index: int) -> dict | list[dict]:
+        if self.buffer is None:
+            raise RuntimeError("MmappedDataset has no buffer: pass one or call attach() first")
         if index < 0:
             index += len(self)
         pos, t = self._index.locate(index)

@@ -8,7 +8,6 @@ volumes from a byte-bounded cache shared by the workers (used for FCMAE pretrain
 
 from __future__ import annotations
 
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,18 +19,12 @@ from lightning.pytorch import LightningDataModule
 from monai.transforms import Compose
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from viscy_data._cache import (
-    CachedOmeZarrDataset,
-    VolumeCache,
-    collate_samples,
-    default_cache_dir,
-    free_bytes,
-)
+from viscy_data._cache import CachedOmeZarrDataset, VolumeCache, make_caches
+from viscy_data._utils import collate_samples, ensure_channel_list
+from viscy_data.distributed import ShardedDistributedSampler
 from viscy_data.select import SelectWell
 
 __all__ = ["CachedOmeZarrDataModule", "CachedOmeZarrDataset", "GPUTransformDataModule"]
-
-_logger = logging.getLogger(__name__)
 
 
 def distributed_sampler(dataset: Dataset, shuffle: bool, seed: int = 0) -> Sampler | None:
@@ -40,11 +33,7 @@ def distributed_sampler(dataset: Dataset, shuffle: bool, seed: int = 0) -> Sampl
         return None
     if torch.distributed.get_world_size() < 2:
         return None
-    try:
-        from viscy_data.distributed import ShardedDistributedSampler as sampler_class
-    except ImportError:  # pragma: no cover - the sharded sampler lives in the datacore module
-        from torch.utils.data import DistributedSampler as sampler_class
-    return sampler_class(dataset, shuffle=shuffle, seed=seed)
+    return ShardedDistributedSampler(dataset, shuffle=shuffle, seed=seed)
 
 
 def compose(transforms: Sequence[Callable] | Callable | None) -> Compose | Callable | None:
@@ -165,10 +154,6 @@ def split_positions(positions: Sequence, split_ratio: float, seed: int = 0) -> t
     return shuffled[:num_train], shuffled[num_train:]
 
 
-def _ensure_list(channels: str | Sequence[str]) -> list[str]:
-    return [channels] if isinstance(channels, str) else list(channels)
-
-
 class CachedOmeZarrDataModule(GPUTransformDataModule, SelectWell):
     """Whole-volume OME-Zarr training with a byte-bounded volume cache shared by the workers.
 
@@ -236,7 +221,7 @@ class CachedOmeZarrDataModule(GPUTransformDataModule, SelectWell):
     ) -> None:
         super().__init__()
         self.data_path = Path(data_path)
-        self.channels = _ensure_list(channels)
+        self.channels = ensure_channel_list(channels)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.split_ratio = split_ratio
@@ -286,27 +271,8 @@ class CachedOmeZarrDataModule(GPUTransformDataModule, SelectWell):
         if self.skip_cache:
             return
         layouts = {name: ds.cache_layout() for name, ds in datasets.items()}
-        sizes = {
-            name: sum(int(np.prod(s)) * np.dtype(d).itemsize for _, s, d in layout)
-            for name, layout in layouts.items()
-        }
-        total = sum(sizes.values())
-        directory = self.cache_dir or default_cache_dir()
-        directory.mkdir(parents=True, exist_ok=True)
-        budget = self.cache_bytes
-        if budget is None:
-            budget = min(total, free_bytes(directory) // 4)
-        if budget < total:
-            _logger.warning(
-                "volume cache holds %d of %d bytes; volumes beyond it are read from %s each time",
-                budget,
-                total,
-                self.data_path,
-            )
-        for name, layout in layouts.items():
-            share = budget if total == 0 else budget * sizes[name] // max(total, 1)
-            cache = VolumeCache(layout, share, directory=directory, name=name)
-            self.caches[name] = cache
+        self.caches = make_caches(layouts, self.cache_bytes, self.cache_dir, str(self.data_path))
+        for name, cache in self.caches.items():
             datasets[name].cache = cache
 
     def setup(self, stage: str) -> None:

@@ -8,7 +8,6 @@ Requires ``pip install 'viscy-data[mmap]'``.
 
 from __future__ import annotations
 
-import gc
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -16,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from viscy_data._cache import MmappedDataset, _PositionVolumes
+from viscy_data._cache import MmappedDataset
 from viscy_data._imports import optional_import
+from viscy_data._utils import ensure_channel_list
 from viscy_data.gpu_aug import (
     GPUTransformDataModule,
-    _ensure_list,
     compose,
     split_positions,
 )
@@ -93,7 +92,7 @@ class MmappedDataModule(GPUTransformDataModule, SelectWell):
         optional_import("tensordict", extra="mmap")  # fail at construction, not in a worker
         super().__init__()
         self.data_path = Path(data_path)
-        self.channels = _ensure_list(channels)
+        self.channels = ensure_channel_list(channels)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.split_ratio = split_ratio
@@ -129,42 +128,28 @@ class MmappedDataModule(GPUTransformDataModule, SelectWell):
 
     def _make_dataset(self, name: str, positions: list, transform: Callable | None):
         tensordict = optional_import("tensordict", extra="mmap")
-        # Index the FOVs first (validates channels and shapes) to size the buffer.
-        index = _PositionVolumes()
-        index._init_positions(positions, self.channels, self.array_key, False)
-        shapes = set(index._volume_shapes)
-        if len(shapes) > 1:
-            first = index._volume_shapes[0]
-            odd = next(
-                (f, s)
-                for f, s in zip(index.fov_names, index._volume_shapes, strict=True)
-                if s != first
-            )
-            raise ValueError(
-                f"MmappedDataModule needs FOVs of one (C, Z, Y, X) shape: FOV "
-                f"{index.fov_names[0]!r} is {first} but FOV {odd[0]!r} is {odd[1]}"
-            )
-        num_volumes = len(index)
-        mmt = tensordict.MemoryMappedTensor
-        buffer = mmt.empty(
-            (num_volumes, *index._volume_shapes[0]),
-            dtype=torch.float32,
-            filename=str(self.buffer_dir / f"{name}_buffer.memmap"),
-        )
-        filled = mmt.zeros(
-            (num_volumes,),
-            dtype=torch.uint8,
-            filename=str(self.buffer_dir / f"{name}_filled.memmap"),
-        )
-        return MmappedDataset(
+        dataset = MmappedDataset(
             positions,
             self.channels,
-            cache_map=filled,
-            buffer=buffer,
+            cache_map=None,
+            buffer=None,
             preprocess_transforms=self.preprocess_transforms,
             cpu_transform=transform,
             array_key=self.array_key,
         )
+        mmt = tensordict.MemoryMappedTensor
+        buffer = mmt.empty(
+            dataset.buffer_shape,
+            dtype=torch.float32,
+            filename=str(self.buffer_dir / f"{name}_buffer.memmap"),
+        )
+        filled = mmt.zeros(
+            (len(dataset),),
+            dtype=torch.uint8,
+            filename=str(self.buffer_dir / f"{name}_filled.memmap"),
+        )
+        dataset.attach(buffer, filled)
+        return dataset
 
     def _check_same_zyx(self, positions: list) -> None:
         """All FOVs share one buffer layout: fail before any file is made if they do not."""
@@ -216,7 +201,7 @@ class MmappedDataModule(GPUTransformDataModule, SelectWell):
                 dataset.buffer = None
                 dataset.filled = None
                 setattr(self, name, None)
-        gc.collect()  # unmap now: the files may be deleted (and, on Windows, must be unmapped)
+        # each map is unmapped when its last reference (the dataset's) goes
         if self.buffer_dir is not None:
             shutil.rmtree(self.buffer_dir, ignore_errors=True)
             self.buffer_dir = None
