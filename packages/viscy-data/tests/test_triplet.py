@@ -491,3 +491,37 @@ def test_fit_fov_selection(plate_v05):
     assert sorted(used) == [f for f in plate_v05.fov_names if f.startswith("B/1/")]
     with pytest.raises(ValueError, match="No FOV .* left for fitting"):
         _datamodule(plate_v05, fit_include_wells=["C/3"]).setup("fit")
+
+
+def test_missing_normalization_metadata_fails_at_setup(tmp_path):
+    plate = write_synthetic_plate(
+        tmp_path / "plate.zarr",
+        shape=(2, 1, 4, 64, 64),
+        channel_names=("GFP",),
+        wells=(("A", "1"),),
+        fovs_per_well=2,
+        version="0.4",
+        normalization=False,
+        tracks_path=tmp_path / "tracks",
+        cells_per_fov=2,
+    )
+    dm = _datamodule(
+        plate,
+        source_channel="GFP",
+        z_range=(0, 4),
+        initial_yx_patch_size=(32, 32),
+        final_yx_patch_size=(32, 32),
+        normalizations=[_ZScore(["GFP"])],
+    )
+    with pytest.raises(ValueError, match="'fov_statistics' for channel 'GFP' is missing in FOV"):
+        dm.setup("fit")
+    # without normalization transforms the same plate is fine
+    dm = _datamodule(
+        plate,
+        source_channel="GFP",
+        z_range=(0, 4),
+        initial_yx_patch_size=(32, 32),
+        final_yx_patch_size=(32, 32),
+    )
+    dm.setup("fit")
+    assert "anchor_norm_meta" not in dm.train_dataset.__getitems__([0])
