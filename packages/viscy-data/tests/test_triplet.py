@@ -473,8 +473,10 @@ def test_dataset_signature_with_positions(plate_v04):
         dataset = TripletDataset(
             positions, tables, ["GFP"], (32, 32), slice(0, 8), time_interval="any"
         )
+        pair = TripletDataset(positions, tables, ["GFP"], (32, 32), (2, 6), time_interval=1)
     batch = dataset.__getitems__([0, 1, 2])
     assert batch["anchor"].shape == (3, 1, 8, 32, 32)
+    assert pair.__getitems__([0])["positive"].shape == (1, 1, 4, 32, 32)
     torch.testing.assert_close(batch["anchor"], batch["positive"])  # "any": same cell, same t
     assert len(dataset) == sum(len(t) for t in tables)
 

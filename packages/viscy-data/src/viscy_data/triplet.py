@@ -194,7 +194,10 @@ class TripletDataset(Dataset):
         self.seed = int(seed)
         self.channel_names = list(channel_names)
         self.channel_indices = self._channel_indices(self.channel_names)
-        self.z_range = (int(z_range.start or 0), int(z_range.stop))
+        if isinstance(z_range, slice):
+            self.z_range = (int(z_range.start or 0), int(z_range.stop))
+        else:  # a (start, stop) pair works too
+            self.z_range = (int(z_range[0]), int(z_range[1]))
         self.yx_patch_size = (int(initial_yx_patch_size[0]), int(initial_yx_patch_size[1]))
         shapes = [reader.shape(name) for name in self.fov_names]
         self._check_geometry(shapes)
