@@ -256,14 +256,18 @@ def test_cached_concat_rejects_mismatched_workers(plate_path):
         CachedConcatDataModule([cached_child(plate_path), cached_child(plate_path, num_workers=2)])
 
 
-def test_both_caches_under_spawn_with_two_workers(plate_path, tmp_path):
-    """A volume cache and a memory-mapped buffer filled by two spawned workers."""
-    cached = cached_child(plate_path, num_workers=2, batch_size=1)
+@pytest.mark.parametrize("start_method", ["spawn", "fork"])
+def test_both_caches_with_two_workers(plate_path, tmp_path, start_method):
+    """A volume cache and a memory-mapped buffer filled by two spawned (or forked) workers."""
+    cached = cached_child(plate_path, num_workers=2, batch_size=1, skip_cache=False)
     mmapped = mmapped_child(plate_path, tmp_path, num_workers=2, batch_size=1)
     dm = CachedConcatDataModule([cached, mmapped])
-    dm.multiprocessing_context = "spawn"
+    dm.multiprocessing_context = start_method
     dm.setup("fit")
     try:
+        if start_method == "fork":
+            # the parent opens its readers first: forked workers must not reuse the handles
+            cached.train_dataset[0]
         loader = dm.val_dataloader()
         batches = list(loader)
         del loader
