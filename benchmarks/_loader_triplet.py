@@ -86,9 +86,13 @@ def triplet(
     cache_bytes: int = 2 * 1024**3,
 ) -> dict[str, Any]:
     """Run the triplet loader benchmark; return the measurements as a dict."""
-    import torch  # noqa: F401  (imports are excluded from the setup time)
+    # imports are excluded from the setup time
+    import iohub.ngff  # noqa: F401
+    import tensorstore  # noqa: F401
+    import torch  # noqa: F401
     from monai.data import ThreadDataLoader  # noqa: F401
 
+    import viscy_data._utils  # noqa: F401
     from viscy_data.triplet import TripletDataModule
 
     workdir = Path(workdir or tempfile.mkdtemp(prefix="triplet_bench_"))
@@ -191,18 +195,26 @@ def triplet(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the ``triplet`` subcommand (``benchmarks/loaders.py`` protocol)."""
     parser.add_argument("--workdir", default=None, help="where the plate is written (kept)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--cells-per-fov", type=int, default=32)
     parser.add_argument("--cache-bytes", type=int, default=2 * 1024**3)
-    args = parser.parse_args(argv)
-    result = triplet(
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run :func:`triplet` with parsed options (``benchmarks/loaders.py`` protocol)."""
+    return triplet(
         args.workdir, args.batch_size, args.num_workers, args.cells_per_fov, args.cache_bytes
     )
-    print(json.dumps(result, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    print(json.dumps(run(parser.parse_args(argv)), indent=2))
     return 0
 
 

@@ -203,3 +203,11 @@ def test_multi_column_grouping(anchors):
     )
     keys = anchors["experiment"] + "|" + anchors["condition"]
     assert all(keys.iloc[b].nunique() == 1 for b in _epoch(s))
+
+
+def test_epoch_reachable_through_batch_sampler_sampler(anchors):
+    # Lightning calls set_epoch on loader.batch_sampler.sampler (checked end to end with a
+    # Trainer in the dynaclr datamodule tests)
+    s = FlexibleBatchSampler(anchors, batch_size=64, stratify_by=None)
+    s.sampler.set_epoch(3)
+    assert s.epoch == 3

@@ -289,18 +289,18 @@ def test_reproducible_for_a_seed(plate_v05):
         dm.setup("fit")
         return next(iter(dm.train_dataloader())), dm.train_dataset.sample_rows(range(8))
 
-    (a, rows_a), (b, rows_b), (c, rows_c) = first_batch(3), first_batch(3), first_batch(4)
+    (a, rows_a), (b, rows_b), (_, rows_c) = first_batch(3), first_batch(3), first_batch(4)
     for key in KEYS:
         assert torch.equal(a[key], b[key])
         np.testing.assert_array_equal(rows_a[key], rows_b[key])
-    assert any(not np.array_equal(rows_a[k], rows_c[k]) for k in KEYS) or not torch.equal(
-        a["anchor"], c["anchor"]
-    )
+    # another seed draws other negatives for the same anchors (and shuffles differently)
+    assert not np.array_equal(rows_a["negative"], rows_c["negative"])
 
 
 def test_thread_workers_and_pickle(plate_v05):
-    dm = _datamodule(plate_v05, num_workers=2, batch_size=3)
+    dm = _datamodule(plate_v05, num_workers=2, batch_size=3, cache_pool_bytes=32 * 1024**2)
     dm.setup("fit")
+    assert dm.train_dataset.reader.cache_bytes == 32 * 1024**2
     loader = dm.train_dataloader()
     shapes = [batch["anchor"].shape for batch in loader]
     assert len(shapes) == len(loader)
@@ -477,3 +477,17 @@ def test_dataset_signature_with_positions(plate_v04):
     assert batch["anchor"].shape == (3, 1, 8, 32, 32)
     torch.testing.assert_close(batch["anchor"], batch["positive"])  # "any": same cell, same t
     assert len(dataset) == sum(len(t) for t in tables)
+
+
+def test_fit_fov_selection(plate_v05):
+    excluded = plate_v05.fov_names[0]
+    dm = _datamodule(plate_v05, fit_exclude_fovs=[excluded], split_ratio=0.5)
+    dm.setup("fit")
+    used = dm.train_dataset.fov_names + dm.val_dataset.fov_names
+    assert sorted(used) == sorted(plate_v05.fov_names[1:])
+    dm = _datamodule(plate_v05, fit_include_wells=["B/1"])
+    dm.setup("fit")
+    used = dm.train_dataset.fov_names + dm.val_dataset.fov_names
+    assert sorted(used) == [f for f in plate_v05.fov_names if f.startswith("B/1/")]
+    with pytest.raises(ValueError, match="No FOV .* left for fitting"):
+        _datamodule(plate_v05, fit_include_wells=["C/3"]).setup("fit")

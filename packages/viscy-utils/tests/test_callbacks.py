@@ -74,6 +74,8 @@ def test_embedding_writer_anndata_and_overwrite(tmp_path):
     np.testing.assert_allclose(adata.X, expected.detach().numpy(), rtol=1e-5, atol=1e-6)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
 
+    with pytest.raises(ValueError, match="write_interval"):
+        EmbeddingWriter(tmp_path / "other.zarr", write_interval="batch")
     # existing output: refused before any prediction runs, and left untouched
     model.predict_calls = 0
     with pytest.raises(FileExistsError, match="embeddings.zarr"):
@@ -142,3 +144,68 @@ def test_export_onnx_dynamic_batch(tmp_path):
     assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim[1:]] == [1, 2, 16, 16]
     with pytest.raises(FileExistsError):
         trainer.export(TinyRegressor(), path)
+
+
+class _ClusteredEmbedder(LightningModule):
+    """Embeds cells of two labels into two well-separated clusters; tracks drift slowly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor):
+        features = x.flatten(1)[:, :8] * self.scale
+        return features, features[:, :4]
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return (self(batch["anchor"])[0] ** 2).mean() * 0.0 + self.scale.sum() * 0.0
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        return None
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+class _LabeledCells(Dataset):
+    def __init__(self) -> None:
+        rng = np.random.default_rng(0)
+        self.rows = []
+        for track in range(8):
+            label = track % 2
+            start = rng.normal(size=8) + 10 * label
+            for t in range(5):
+                feat = start + 0.05 * t
+                self.rows.append((feat, label, track, t))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        feat, label, track, t = self.rows[i]
+        anchor = torch.zeros(1, 1, 4, 4)
+        anchor.view(-1)[:8] = torch.as_tensor(feat, dtype=torch.float32)
+        index = {"fov_name": "A/1/0", "marker": int(label), "global_track_id": track, "t": t}
+        return {"anchor": anchor, "index": index}
+
+
+def test_snapshot_and_online_eval(tmp_path):
+    ad = pytest.importorskip("anndata")
+    from viscy_utils.callbacks import EmbeddingSnapshotCallback, OnlineEvalCallback
+
+    snapshot = EmbeddingSnapshotCallback(tmp_path / "snapshots", every_n_epochs=1)
+    online = OnlineEvalCallback(every_n_epochs=1, k=3)
+    loader = DataLoader(_LabeledCells(), batch_size=8)
+    trainer = _trainer(
+        tmp_path, [snapshot, online], max_epochs=1, limit_train_batches=1, num_sanity_val_steps=0
+    )
+    trainer.fit(_ClusteredEmbedder(), loader, loader)
+    adata = ad.read_zarr(tmp_path / "snapshots" / "epoch_0000.zarr")
+    assert adata.X.shape == (40, 8)
+    assert adata.obsm["X_pca"].shape == (40, 2)
+    assert adata.obs["global_track_id"].tolist() == [r[2] for r in _LabeledCells().rows]
+    images = np.load(tmp_path / "snapshots" / "epoch_0000_images.npy")
+    assert images.shape == (40, 1, 4, 4)
+    assert online.last_metrics["online_eval/knn_accuracy"] > 0.95
+    assert online.last_metrics["online_eval/temporal_smoothness"] < 0.1
+    assert trainer.callback_metrics["online_eval/knn_accuracy"] > 0.95

@@ -81,3 +81,40 @@ def test_pca_and_plot(tmp_path):
     png = tmp_path / "plots" / "pca.png"
     plot_embedding(coords, y, output_path=png, title="PCA", axis_prefix="PC")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_load_annotation_anndata_by_id_and_position(tmp_path):
+    ad = pytest.importorskip("anndata")
+    import pandas as pd
+
+    from viscy_utils.evaluation import load_annotation_anndata
+
+    obs = pd.DataFrame(
+        {"fov_name": ["/A/1/0", "A/1/0", "B/1/0"], "id": [1, 2, 3], "t": [0, 0, 1],
+         "y": [10.0, 50.0, 20.0], "x": [10.0, 50.0, 20.0]}
+    )  # fmt: skip
+    adata = ad.AnnData(X=np.zeros((3, 2), dtype=np.float32), obs=obs.set_axis(["a", "b", "c"]))
+    by_id = tmp_path / "by_id.csv"
+    pd.DataFrame({"fov_name": ["A/1/0", "B/1/0"], "id": [2, 3], "infection": [1, 0]}).to_csv(
+        by_id, index=False
+    )
+    load_annotation_anndata(adata, str(by_id), "infection", categories={0: "no", 1: "yes"})
+    assert adata.obs["infection"].tolist()[1:] == ["yes", "no"]
+    assert pd.isna(adata.obs["infection"].iloc[0])
+    by_pos = tmp_path / "by_pos.csv"
+    pd.DataFrame(
+        {"fov_name": ["A/1/0", "B/1/0"], "t": [0, 1], "y": [11.0, 40.0], "x": [12.0, 40.0],
+         "division": ["mitosis", "interphase"]}
+    ).to_csv(by_pos, index=False)  # fmt: skip
+    del adata.obs["id"]
+    load_annotation_anndata(adata, str(by_pos), "division", spatial_tolerance=4.0)
+    assert adata.obs["division"].iloc[0] == "mitosis"
+    assert pd.isna(adata.obs["division"].iloc[1])  # no annotation near (50, 50)
+    assert pd.isna(adata.obs["division"].iloc[2])  # nearest is 28 px away
+
+
+def test_missing_extra_names_the_extra():
+    from viscy_utils._imports import optional_import
+
+    with pytest.raises(ImportError, match=r"pip install 'viscy-utils\[eval\]'"):
+        optional_import("sklearn_not_installed_here", "eval")

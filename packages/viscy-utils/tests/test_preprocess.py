@@ -6,20 +6,13 @@ import numpy as np
 import pytest
 from iohub.ngff import open_ome_zarr
 
+from viscy_data._utils import read_norm_meta
 from viscy_utils.cli import main
 from viscy_utils.preprocess import compute_normalization_stats, generate_normalization_metadata
 
 from .conftest import CHANNELS, write_plate
 
 STAT_KEYS = {"mean", "std", "median", "iqr", "min", "max", "p1", "p5", "p95", "p99"}
-
-
-def _read_norm_meta(position):
-    try:
-        from viscy_data._utils import read_norm_meta
-    except ImportError:  # until the datacore helper's reader lands
-        return position.zattrs.get("normalization")
-    return read_norm_meta(position)
 
 
 def _numpy_stats(values):
@@ -39,7 +32,8 @@ def _assert_close(got, expected):
 
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
 def test_preprocess_cli_matches_numpy(tmp_path, version):
-    path = write_plate(tmp_path / "plate.zarr", version=version)
+    # the 0.4 plate starts with the generator's statistics, which must be replaced
+    path = write_plate(tmp_path / "plate.zarr", version=version, normalization=version == "0.4")
     spacing = 2
     args = ["preprocess", "--data_path", str(path), "--grid_spacing", str(spacing)]
     if version == "0.5":  # the console entry point, FOVs in 2 worker processes
@@ -51,7 +45,7 @@ def test_preprocess_cli_matches_numpy(tmp_path, version):
     with open_ome_zarr(path, mode="r") as plate:
         pixels = {name: np.asarray(pos["0"][:]) for name, pos in plate.positions()}
         plate_meta = plate.zattrs["normalization"]
-        metas = {name: _read_norm_meta(pos) for name, pos in plate.positions()}
+        metas = {name: read_norm_meta(pos) for name, pos in plate.positions()}
     for c, ch in enumerate(CHANNELS):
         grids = {n: p[:, c, :, ::spacing, ::spacing] for n, p in pixels.items()}
         dataset = _numpy_stats(np.concatenate([g.ravel() for g in grids.values()]))
@@ -88,3 +82,20 @@ def test_preprocess_bad_input(plate_path, tmp_path):
         compute_normalization_stats(plate_path, channel_names=["DAPI"], progress=False)
     with pytest.raises(FileNotFoundError, match="missing.zarr"):
         compute_normalization_stats(tmp_path / "missing.zarr", progress=False)
+
+
+def test_preprocess_from_config_with_base(tmp_path, capsys):
+    path = write_plate(tmp_path / "plate.zarr", version="0.5")
+    (tmp_path / "base.yml").write_text("grid_spacing: 4\nnum_workers: 1\n")
+    (tmp_path / "pre.yml").write_text(f"base: base.yml\ndata_path: {path}\nchannel_names: [GFP]\n")
+    assert main(["preprocess", "-c", str(tmp_path / "pre.yml"), "--no_progress"]) == 0
+    assert "['GFP']" in capsys.readouterr().out
+    with open_ome_zarr(path, mode="r") as plate:
+        name, pos = next(iter(plate.positions()))
+        meta = read_norm_meta(pos)
+        grid = np.asarray(pos["0"][:, 1, :, ::4, ::4])
+    assert list(meta) == ["GFP"]
+    _assert_close(meta["GFP"]["fov_statistics"], _numpy_stats(grid))
+    (tmp_path / "bad.yml").write_text(f"data_path: {path}\nblock_size: 3\n")
+    assert main(["preprocess", "-c", str(tmp_path / "bad.yml")]) == 2
+    assert "block_size" in capsys.readouterr().err

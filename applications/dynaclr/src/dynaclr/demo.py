@@ -13,11 +13,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
+import logging
 import os
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,10 +45,10 @@ class DemoConfig:
     infection_onset: int | None = 2
     crop_size: int = 40
     patch_size: int = 32
-    width: int = 16
+    width: int = 8
     embedding_dim: int = 64
     projection_dim: int = 32
-    epochs: int = 12
+    epochs: int = 10
     batch_size: int = 64
     lr: float = 2e-3
     temperature: float = 0.2
@@ -180,6 +183,21 @@ def _embed(module, dataset, batch_size: int, out_path: Path, progress: bool) -> 
     return anndata.read_zarr(out_path)
 
 
+def _save_triplet_figure(grid: np.ndarray, channels: tuple[str, ...], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    height, width = grid.shape[:2]
+    fig = Figure(figsize=(width / 40 + 0.5, height / 40 + 0.8), dpi=100)
+    ax = fig.add_subplot()
+    ax.imshow(grid, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(
+        f"anchor | positive (same cell, t+1) | negative\n(each: {', '.join(channels)})",
+        fontsize="small",
+    )
+    fig.savefig(path, format="png", bbox_inches="tight")
+
+
 def _evaluate(adata, cells: pd.DataFrame, seed: int) -> dict[str, float]:
     from viscy_utils.evaluation import temporal_smoothness
 
@@ -198,6 +216,30 @@ def _evaluate(adata, cells: pd.DataFrame, seed: int) -> dict[str, float]:
     }
 
 
+@contextlib.contextmanager
+def _quiet_lightning():
+    """Hide Lightning's device banners, tips and warnings irrelevant to the demo."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        for message in (
+            ".*validation_step.*",
+            ".*LeafSpec.*",
+            ".*smaller than the logging interval.*",
+            ".*does not have many workers.*",
+            ".*zarr v2.*",
+            ".*Transforming to str index.*",
+        ):
+            warnings.filterwarnings("ignore", message=message)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.setLevel(level)
+
+
 def run_demo(
     out: str | Path = "demo_output",
     config: DemoConfig | None = None,
@@ -205,16 +247,18 @@ def run_demo(
     progress: bool = True,
 ) -> DemoResult:
     """Run the demo end to end and return its metrics; see the module docstring."""
+    with _quiet_lightning():
+        return _run_demo(Path(out), config or DemoConfig(), overwrite, progress)
+
+
+def _run_demo(out: Path, config: DemoConfig, overwrite: bool, progress: bool) -> DemoResult:
     start = time.perf_counter()
-    config = config or DemoConfig()
-    out = Path(out)
     _prepare_out(out, overwrite)
 
     import torch
     from lightning.pytorch import Trainer, seed_everything
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
-    from matplotlib import pyplot as plt
     from torch.utils.data import DataLoader
 
     from dynaclr._demo_data import CellCropDataset, TemporalTripletDataset, load_cell_crops
@@ -322,7 +366,7 @@ def run_demo(
     )
     batch = next(iter(DataLoader(train_set, batch_size=8, shuffle=True)))
     grid_png = out / "triplets.png"
-    plt.imsave(grid_png, render_triplet_grid(batch, max_samples=8))
+    _save_triplet_figure(render_triplet_grid(batch, max_samples=8), channels, grid_png)
 
     result = DemoResult(
         metrics=metrics,

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from iohub.ngff import Position
 
 __all__ = [
+    "ComposeDict",
     "BatchedCenterSpatialCropd",
     "collate_samples",
     "ensure_channel_list",
@@ -157,6 +158,21 @@ def normalization_channels(transforms: Iterable[Callable] | None) -> list[str]:
             if key not in names:
                 names.append(key)
     return names
+
+
+class ComposeDict:
+    """Apply dictionary transforms in order (picklable; lists of samples pass through)."""
+
+    def __init__(self, transforms: Sequence[Callable]) -> None:
+        self.transforms = list(transforms)
+
+    def __call__(self, data: Any) -> Any:
+        for transform in self.transforms:
+            if isinstance(data, list):
+                data = [transform(d) for d in data]
+            else:
+                data = transform(data)
+        return data
 
 
 # ------------------------------------------------------------------ collation

@@ -300,6 +300,12 @@ class FlexibleBatchSampler(Sampler[list[int]]):
         """Set the epoch; each epoch shuffles, shards and draws anew (same on every rank)."""
         self.epoch = int(epoch)
 
+    @property
+    def sampler(self) -> FlexibleBatchSampler:
+        """This sampler itself: Lightning calls ``set_epoch`` on ``batch_sampler.sampler``
+        at every epoch, so exposing it here keeps the per-epoch reshuffle automatic."""
+        return self
+
     def _samples_per_rank(self) -> int:
         return self._n // self.num_replicas
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
+from iohub.ngff.nodes import Position
+from monai.transforms import MapTransform
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -34,10 +36,6 @@ from viscy_data._tracks import (
 )
 from viscy_data._typing import ULTRACK_INDEX_COLUMNS
 from viscy_data.hcs import HCSDataModule
-
-if TYPE_CHECKING:
-    from iohub.ngff.nodes import Position
-    from monai.transforms import MapTransform
 
 __all__ = ["TripletDataModule", "TripletDataset"]
 
@@ -328,7 +326,11 @@ class TripletDataset(Dataset):
         ]
 
     def _read_rows(self, rows: np.ndarray) -> Tensor:
-        """Patches of ``rows`` as float32 (N, C, Z, Y, X), each distinct row read once."""
+        """Patches of ``rows`` (N, C, Z, Y, X) in the store's dtype, each distinct row read once.
+
+        Integer images stay integer (uint16 is half the bytes of float32 to move to the
+        device); :meth:`TripletDataModule.on_after_batch_transfer` converts to float32.
+        """
         unique, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
         if len(unique) == len(rows):  # no duplicates: read in the given order, no copy
             patches = self.reader.read_patches(self._boxes(rows))
@@ -337,7 +339,13 @@ class TripletDataset(Dataset):
             rank = np.empty_like(order)
             rank[order] = np.arange(len(order))
             patches = self.reader.read_patches(self._boxes(unique[order]))[rank[inverse]]
-        return torch.from_numpy(np.asarray(patches, dtype=np.float32))
+        if (
+            not patches.dtype.isnative
+            or patches.dtype.kind not in "uif"
+            or patches.dtype == np.uint64
+        ):
+            patches = patches.astype(np.float32)
+        return torch.from_numpy(patches)
 
     def _cell_index(self, rows: np.ndarray) -> dict[str, Any]:
         table = self.index.tracks
@@ -364,8 +372,8 @@ class TripletDataset(Dataset):
         return rows
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
-        """A whole batch: ``anchor`` (+ ``positive``, ``negative``) tensors (B, C, Z, Y, X),
-        their ``<key>_norm_meta`` and, in predict mode, the cells' ``index``."""
+        """A whole batch: ``anchor`` (+ ``positive``, ``negative``) tensors (B, C, Z, Y, X) in
+        the store's dtype, their ``<key>_norm_meta`` and, in predict mode, the cells' ``index``."""
         rows = self.sample_rows(indices)
         keys = list(rows)
         all_rows = np.concatenate([rows[k] for k in keys])
@@ -671,6 +679,8 @@ class TripletDataModule(HCSDataModule):
                 continue
             norm_meta = batch.pop(f"{key}_norm_meta", None)
             patch = batch[key]
+            if not patch.is_floating_point():
+                patch = patch.float()
             if transforms:
                 patch = apply_channel_wise(transforms, self.source_channel, patch, norm_meta)
             batch[key] = center_crop_yx(patch, self.final_yx_patch_size)

@@ -77,8 +77,9 @@ class BatchedRandAdjustContrast(BatchedRandomizableMixin, RandomizableTransform)
         dtype = compute_dtype(img)
         if not self._apply.any():
             return img.to(dtype)
+        everyone = bool(self._apply.all())
         index = self._apply.nonzero().squeeze(1).to(img.device)
-        sub = img.index_select(0, index).to(dtype)
+        sub = img.to(dtype) if everyone else img.index_select(0, index).to(dtype)
         gamma = per_sample(self._gammas[self._apply], sub, dtype)
         dims = tuple(range(1, sub.ndim))
         if self.invert_image:
@@ -93,7 +94,7 @@ class BatchedRandAdjustContrast(BatchedRandomizableMixin, RandomizableTransform)
             out = out / (out.std(dim=dims, keepdim=True) + 1e-8) * std + mean
         if self.invert_image:
             out = -out
-        return img.to(dtype).index_copy(0, index, out)
+        return out if everyone else img.to(dtype).index_copy(0, index, out)
 
 
 class BatchedRandAdjustContrastd(BatchedRandDictMixin, MapTransform, RandomizableTransform):

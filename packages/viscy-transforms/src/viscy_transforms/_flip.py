@@ -46,17 +46,15 @@ class BatchedRandFlip(BatchedRandomizableMixin, RandomizableTransform):
             self.randomize(img)
         if self._flips is None:
             raise RuntimeError("call randomize() before applying with randomize=False.")
-        out = img
-        for column, axis in enumerate(self.spatial_axes):
-            selected = self._flips[:, column]
-            if not selected.any():
-                continue
-            if selected.all():
-                out = out.flip(axis + 2)
-                continue
-            index = selected.nonzero().squeeze(1).to(img.device)
-            out = out.index_copy(0, index, out.index_select(0, index).flip(axis + 2))
-        return out
+        flips = self._flips.tolist()
+        if all(row == flips[0] for row in flips):  # the whole batch flips alike
+            dims = [axis + 2 for axis, f in zip(self.spatial_axes, flips[0], strict=True) if f]
+            return img.flip(dims) if dims else img
+        samples = []
+        for sample, row in zip(img, flips, strict=True):
+            dims = [axis + 1 for axis, f in zip(self.spatial_axes, row, strict=True) if f]
+            samples.append(sample.flip(dims) if dims else sample)
+        return torch.stack(samples)
 
 
 class BatchedRandFlipd(BatchedRandDictMixin, MapTransform, RandomizableTransform):

@@ -115,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     if command == "preprocess":
         from viscy_utils.preprocess import preprocess_main
 
-        return preprocess_main(rest)
+        try:
+            return preprocess_main(rest)
+        except SystemExit as exc:  # argparse exits on --help and on errors
+            return _exit_code(exc)
     print(_usage(), file=sys.stderr)
     print(f"\nviscy: error: unknown subcommand {command!r}", file=sys.stderr)
     return 2

@@ -8,12 +8,12 @@ from typing import Literal
 
 import torch
 import torch.nn as nn
-from monai.networks.blocks import ResidualUnit, UpSample
 from timm.layers import LayerNorm, LayerNorm2d
 from timm.models.convnext import ConvNeXtStage
 from torch import Tensor
 
 from viscy_models.components.blocks import linear_rates
+from viscy_models.components.heads import PixelShuffleUpsample
 
 __all__ = ["UnetDecoder", "UnetDecoderStage"]
 
@@ -30,6 +30,10 @@ def _upsample(
         raise ValueError(f"upsampling mode must be 'deconv' or 'pixelshuffle', got {mode!r}.")
     if in_channels % 4:
         raise ValueError(f"Cannot upsample {in_channels} channels: need a multiple of 4.")
+    if mode == "pixelshuffle" and pre_conv is None:
+        return PixelShuffleUpsample(2)  # no MONAI import on the common path
+    from monai.networks.blocks import UpSample
+
     return UpSample(
         spatial_dims=2,
         in_channels=in_channels,
@@ -95,6 +99,8 @@ class UnetDecoderStage(nn.Module):
                 norm_layer_cl=partial(LayerNorm, eps=1e-6),
             )
         elif block == "residual":
+            from monai.networks.blocks import ResidualUnit
+
             self.conv = nn.Sequential(
                 *(
                     ResidualUnit(

@@ -2,23 +2,62 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Literal
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from monai.networks.blocks import Convolution, UpSample
 from torch import Tensor
 
 __all__ = [
     "MLP",
+    "Conv3dPReLU",
     "CosineClassifier",
+    "PixelShuffleUpsample",
     "PixelToVoxelHead",
     "PixelToVoxelShuffleHead",
     "projection_mlp",
     "voxel_head_channels",
 ]
+
+
+class PixelShuffleUpsample(nn.Module):
+    """Parameter-free pixel shuffle, optionally followed by a replicate-pad + average-pool blur
+    that suppresses checkerboard artefacts."""
+
+    def __init__(self, scale: int, pool: bool = False) -> None:
+        super().__init__()
+        self.shuffle = nn.PixelShuffle(scale)
+        self.pool = (
+            nn.Sequential(
+                nn.ReplicationPad2d((scale - 1, 0, scale - 1, 0)), nn.AvgPool2d(scale, stride=1)
+            )
+            if pool
+            else nn.Identity()
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pool(self.shuffle(x))
+
+
+class Conv3dPReLU(nn.Module):
+    """3D convolution, instance norm (no affine parameters) and PReLU.
+
+    The ``conv`` / ``adn.N`` / ``adn.A`` names follow MONAI's ``Convolution`` so the
+    checkpoint keys stay ``conv.weight``, ``conv.bias`` and ``adn.A.weight``.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, padding: Sequence[int]
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(in_channels, out_channels, kernel_size, padding=tuple(padding))
+        self.adn = nn.Sequential(OrderedDict(N=nn.InstanceNorm3d(out_channels), A=nn.PReLU()))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.adn(self.conv(x))
 
 
 def voxel_head_channels(out_channels: int, out_stack_depth: int, expansion_ratio: int) -> int:
@@ -62,26 +101,12 @@ class PixelToVoxelHead(nn.Module):
                 f"PixelToVoxelHead got {in_channels} input channels; it needs "
                 f"out_channels * expansion_ratio * (out_stack_depth + 2) * 4 = {expected}."
             )
-        self.upsample = UpSample(
-            spatial_dims=2,
-            in_channels=in_channels,
-            out_channels=in_channels // 4,
-            scale_factor=2,
-            mode="pixelshuffle",
-            pre_conv=None,
-            apply_pad_pool=pool,
-        )
+        self.upsample = PixelShuffleUpsample(2, pool=pool)
         self.out_stack_depth = out_stack_depth
         conv_in = out_channels * expansion_ratio
         mid_channels = out_channels * expansion_ratio * 4
         self.conv = nn.Sequential(
-            Convolution(
-                spatial_dims=3,
-                in_channels=conv_in,
-                out_channels=mid_channels,
-                kernel_size=3,
-                padding=(0, 1, 1),
-            ),
+            Conv3dPReLU(conv_in, mid_channels, kernel_size=3, padding=(0, 1, 1)),
             nn.Conv3d(mid_channels, out_channels * 4, kernel_size=1),
         )
         self.out = nn.PixelShuffle(2)
@@ -112,15 +137,7 @@ class PixelToVoxelShuffleHead(nn.Module):
             )
         self.out_channels = out_channels
         self.out_stack_depth = out_stack_depth
-        self.upsample = UpSample(
-            spatial_dims=2,
-            in_channels=in_channels,
-            out_channels=in_channels // 16,
-            scale_factor=4,
-            mode="pixelshuffle",
-            pre_conv=None,
-            apply_pad_pool=pool,
-        )
+        self.upsample = PixelShuffleUpsample(4, pool=pool)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.upsample(x)

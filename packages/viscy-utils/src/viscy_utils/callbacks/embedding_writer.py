@@ -161,7 +161,10 @@ class EmbeddingWriter(BasePredictionWriter):
         The ``.zarr`` store to create. Checked when prediction starts: an
         existing store raises ``FileExistsError`` unless ``overwrite``.
     write_interval : {"batch", "epoch", "batch_and_epoch"}
-        Only ``"epoch"`` writes (embeddings are gathered and written at the end).
+        The store is written once, at the end of the epoch (``"batch"`` alone is
+        rejected).
+        With several processes (DDP) every rank's embeddings are gathered on
+        global rank 0, which writes the store.
     embedding_key : {"features", "projections"}
         Embedding the optional PCA/UMAP/PHATE are computed from.
     umap_kwargs, phate_kwargs, pca_kwargs : dict, optional
@@ -180,6 +183,11 @@ class EmbeddingWriter(BasePredictionWriter):
         pca_kwargs: dict | None = None,
         overwrite: bool = False,
     ) -> None:
+        if write_interval == "batch":
+            raise ValueError(
+                "EmbeddingWriter writes one store per prediction epoch; use "
+                "write_interval='epoch' (or 'batch_and_epoch')"
+            )
         super().__init__(write_interval)
         self.output_path = Path(output_path)
         self.embedding_key = embedding_key
@@ -196,6 +204,9 @@ class EmbeddingWriter(BasePredictionWriter):
             )
         optional_import("anndata", "anndata")
 
+    def write_on_batch_end(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing to do per batch: the store is written once, at the end of the epoch."""
+
     def write_on_epoch_end(
         self,
         trainer: Trainer,
@@ -208,10 +219,6 @@ class EmbeddingWriter(BasePredictionWriter):
         if not batches:
             _logger.warning("EmbeddingWriter: no predictions to write")
             return
-        if trainer.world_size > 1:
-            raise NotImplementedError(
-                "EmbeddingWriter gathers predictions of a single process; predict on one device"
-            )
         for i, batch in enumerate(batches):
             missing = {"features", "index"} - set(batch)
             if missing:
@@ -221,6 +228,11 @@ class EmbeddingWriter(BasePredictionWriter):
         if all(b.get("projections") is not None for b in batches):
             projections = np.concatenate([_to_numpy(b["projections"]) for b in batches])
         obs = index_to_dataframe([b["index"] for b in batches])
+        if trainer.world_size > 1:
+            gathered = _gather_to_rank_zero((features, projections, obs), trainer)
+            if gathered is None:
+                return
+            features, projections, obs = gathered
         write_embedding_dataset(
             self.output_path,
             features,
@@ -249,3 +261,29 @@ def _flatten_predictions(predictions: Sequence[Any]) -> list[Mapping[str, Any]]:
                 f"'projections' and 'index', got {type(item).__name__}"
             )
     return out
+
+
+def _gather_to_rank_zero(
+    part: tuple[np.ndarray, np.ndarray | None, pd.DataFrame], trainer: Trainer
+) -> tuple[np.ndarray, np.ndarray | None, pd.DataFrame] | None:
+    """Collect every rank's embeddings on global rank 0 (None on the other ranks).
+
+    A ``DistributedSampler`` pads the last batches with repeated samples; rows
+    whose index columns repeat exactly are dropped.
+    """
+    import torch.distributed as dist
+
+    parts: list[Any] = [None] * trainer.world_size
+    dist.all_gather_object(parts, part)
+    if trainer.global_rank != 0:
+        return None
+    features = np.concatenate([p[0] for p in parts])
+    projections = None
+    if all(p[1] is not None for p in parts):
+        projections = np.concatenate([p[1] for p in parts])
+    obs = pd.concat([p[2] for p in parts], ignore_index=True)
+    if len(obs.columns):
+        keep = ~obs.duplicated().to_numpy()
+        features, obs = features[keep], obs[keep].reset_index(drop=True)
+        projections = None if projections is None else projections[keep]
+    return features, projections, obs

@@ -105,6 +105,10 @@ class HCSPredictionWriter(BasePredictionWriter):
             raise FileExistsError(
                 f"HCSPredictionWriter output {self.output_store} exists; set overwrite=True"
             )
+        if trainer.world_size > 1:
+            raise NotImplementedError(
+                "HCSPredictionWriter writes from a single process; predict on one device"
+            )
         dm = trainer.datamodule
         input_store = self.input_store or getattr(dm, "data_path", None)
         if input_store is None:

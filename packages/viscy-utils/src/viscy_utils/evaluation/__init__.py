@@ -4,6 +4,7 @@ scikit-learn, matplotlib and umap-learn come with ``pip install 'viscy-utils[eva
 and are imported only when a function needs them.
 """
 
+from viscy_utils.evaluation.annotation import load_annotation_anndata
 from viscy_utils.evaluation.dimensionality_reduction import (
     compute_pca,
     compute_umap,
@@ -24,6 +25,7 @@ __all__ = [
     "compute_pca",
     "compute_umap",
     "knn_accuracy",
+    "load_annotation_anndata",
     "plot_embedding",
     "temporal_smoothness",
     "train_linear_classifier",

@@ -1,0 +1,546 @@
+"""HCSDataModule: image-to-image translation (virtual staining) from an HCS OME-Zarr plate."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from iohub.ngff import open_ome_zarr
+from lightning.pytorch import LightningDataModule
+from monai.transforms import MapTransform
+from torch import Tensor
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from viscy_data._imports import optional_import
+from viscy_data._reader import PatchBox, PatchReader
+from viscy_data._typing import ChannelMap, NormMeta
+from viscy_data._utils import (
+    ComposeDict,
+    channel_indices,
+    collate_samples,
+    ensure_channel_list,
+    find_normalize_transforms,
+    read_norm_meta,
+)
+from viscy_data.select import filter_fov_names
+from viscy_data.sliding_window import MaskTestDataset, SlidingWindowDataset, _center_crop_yx
+
+__all__ = ["HCSDataModule"]
+
+# Transforms whose class name contains one of these move pixels across the patch border, so
+# without an explicit crop in the pipeline we read a margin that covers a 45 degree rotation.
+_SPATIAL_NAME_PARTS = ("affine", "rotat", "zoom", "elastic", "deform", "shear", "warp")
+
+
+def _flatten(transforms: Iterable[Callable] | None) -> list[Callable]:
+    flat: list[Callable] = []
+    for transform in transforms or ():
+        inner = getattr(transform, "transforms", None)
+        if isinstance(inner, (list, tuple)):
+            flat.extend(_flatten(inner))
+        else:
+            flat.append(transform)
+    return flat
+
+
+def _crop_yx(transform: Callable) -> tuple[int, int] | None:
+    """The Y/X size a cropping transform outputs (``roi_size`` / ``spatial_size``), if any."""
+    for obj in (transform, getattr(transform, "cropper", None)):
+        if obj is None:
+            continue
+        for attr in ("roi_size", "spatial_size"):
+            size = getattr(obj, attr, None)
+            if isinstance(size, (list, tuple)) and len(size) >= 2:
+                y, x = (int(s) for s in size[-2:])
+                if y > 0 and x > 0:
+                    return y, x
+    return None
+
+
+def required_yx(transforms: Iterable[Callable] | None, out_yx: Sequence[int]) -> tuple[int, int]:
+    """Y/X size to read so that ``transforms`` can produce an ``out_yx`` patch.
+
+    The largest crop size found in the transforms (at least ``out_yx``); without a crop,
+    ``out_yx`` grown by sqrt(2) if a transform moves pixels spatially (affine, rotation,
+    zoom, elastic), else ``out_yx`` itself.
+    """
+    out = (int(out_yx[0]), int(out_yx[1]))
+    flat = _flatten(transforms)
+    crops = [size for size in map(_crop_yx, flat) if size is not None]
+    if crops:
+        return max(max(c[0] for c in crops), out[0]), max(max(c[1] for c in crops), out[1])
+    if any(any(part in type(t).__name__.lower() for part in _SPATIAL_NAME_PARTS) for t in flat):
+        return math.ceil(out[0] * math.sqrt(2)), math.ceil(out[1] * math.sqrt(2))
+    return out
+
+
+class HCSDataModule(LightningDataModule):
+    """Lightning DataModule for translation between channels of an HCS OME-Zarr plate.
+
+    Samples are ``z_window_size``-slice windows at every (FOV, t, z). Training reads, at a
+    random Y/X place, only the window the augmentations need (the largest crop they make,
+    or ``yx_patch_size`` plus a rotation margin), never the whole FOV; validation reads the
+    FOV center; test and predict read whole FOVs.
+
+    Parameters
+    ----------
+    data_path : str
+        HCS OME-Zarr plate (a single position store is accepted for predict).
+    source_channel, target_channel : str or sequence of str
+        Input and output channel names.
+    z_window_size : int
+        Z slices per sample.
+    split_ratio : float
+        Fraction of FOVs used for training; the rest validate. The split is at the FOV
+        level, drawn with a generator seeded by ``seed``; both parts must be non-empty.
+    batch_size, num_workers : int
+        DataLoader settings.
+    target_2d : bool
+        Keep only the center Z slice of the target.
+    yx_patch_size : tuple of int
+        Y/X size of training and validation patches delivered to the model.
+    normalizations, augmentations : list of transforms, optional
+        CPU dictionary transforms (keys are channel names, ``norm_meta`` holds the FOV's
+        statistics). Normalizations run in every stage, augmentations in training only.
+    mmap_preload : bool
+        Copy the used channels of every FOV into memory-mapped float32 tensors (tensordict,
+        ``viscy-data[mmap]``) under ``scratch_dir`` and read from those.
+    scratch_dir : Path, optional
+        Directory for the memory-mapped copy (a temporary directory by default).
+    ground_truth_masks : Path, optional
+        Test with ground-truth masks (see :class:`~viscy_data.MaskTestDataset`).
+    persistent_workers, prefetch_factor, pin_memory :
+        DataLoader settings.
+    array_key : str
+        Image array within each FOV.
+    min_nonzero_fraction, nonzero_threshold, nonzero_channel, max_nonzero_retries :
+        Resample training windows with too little signal (see
+        :class:`~viscy_data.SlidingWindowDataset`).
+    fg_mask_key : str, optional
+        Image array with foreground masks, added to samples as ``fg_mask``.
+    gpu_augmentations, val_gpu_augmentations : list of transforms, optional
+        Applied to the batch (same channel-keyed dictionary, tensors (B, 1, Z, Y, X)) in
+        ``on_after_batch_transfer`` during training / validation; patches are then
+        center-cropped to ``yx_patch_size``. Any callables on a dict work.
+    val_augmentations : list of transforms, optional
+        CPU transforms of validation samples (after normalizations).
+    include_fov_names, exclude_fov_names : iterable of str, optional
+        Keep only / drop these FOVs (``"A/1/0"``) in every stage.
+    seed : int
+        Seed of the train/validation split.
+    cache_bytes : int, optional
+        Decoded-chunk cache per process (bytes; ``None`` -> reader default, 0 disables).
+    multiprocessing_context : str, optional
+        DataLoader start method for workers (e.g. ``"spawn"``).
+    """
+
+    def __init__(
+        self,
+        data_path: str,
+        source_channel: str | Sequence[str],
+        target_channel: str | Sequence[str],
+        z_window_size: int,
+        split_ratio: float = 0.8,
+        batch_size: int = 16,
+        num_workers: int = 8,
+        target_2d: bool = False,
+        yx_patch_size: tuple[int, int] = (256, 256),
+        normalizations: list[MapTransform] | None = None,
+        augmentations: list[MapTransform] | None = None,
+        mmap_preload: bool = False,
+        scratch_dir: Path | None = None,
+        ground_truth_masks: Path | None = None,
+        persistent_workers: bool = False,
+        prefetch_factor: int | None = None,
+        array_key: str = "0",
+        pin_memory: bool = True,
+        min_nonzero_fraction: float = 0.0,
+        nonzero_threshold: float = 0.0,
+        nonzero_channel: str | None = None,
+        max_nonzero_retries: int = 100,
+        fg_mask_key: str | None = None,
+        gpu_augmentations: list[MapTransform] | None = None,
+        val_augmentations: list[MapTransform] | None = None,
+        val_gpu_augmentations: list[MapTransform] | None = None,
+        include_fov_names: Iterable[str] | None = None,
+        exclude_fov_names: Iterable[str] | None = None,
+        seed: int = 42,
+        cache_bytes: int | None = None,
+        multiprocessing_context: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.data_path = Path(data_path)
+        self.source_channel = ensure_channel_list(source_channel)
+        self.target_channel = ensure_channel_list(target_channel)
+        self.z_window_size = int(z_window_size)
+        self.split_ratio = float(split_ratio)
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.target_2d = target_2d
+        self.yx_patch_size = (int(yx_patch_size[0]), int(yx_patch_size[1]))
+        self.normalizations = list(normalizations or [])
+        self.augmentations = list(augmentations or [])
+        self.val_augmentations = list(val_augmentations or [])
+        self.gpu_augmentations = list(gpu_augmentations or [])
+        self.val_gpu_augmentations = list(val_gpu_augmentations or [])
+        self.mmap_preload = mmap_preload
+        self.scratch_dir = None if scratch_dir is None else Path(scratch_dir)
+        self.ground_truth_masks = ground_truth_masks
+        self.persistent_workers = persistent_workers
+        self.prefetch_factor = prefetch_factor
+        self.array_key = array_key
+        self.pin_memory = pin_memory
+        self.min_nonzero_fraction = min_nonzero_fraction
+        self.nonzero_threshold = nonzero_threshold
+        self.nonzero_channel = nonzero_channel
+        self.max_nonzero_retries = max_nonzero_retries
+        self.fg_mask_key = fg_mask_key
+        self.include_fov_names = None if include_fov_names is None else list(include_fov_names)
+        self.exclude_fov_names = list(exclude_fov_names or [])
+        self.seed = int(seed)
+        self.cache_bytes = cache_bytes
+        self.multiprocessing_context = multiprocessing_context
+        self._preloaded: dict[str, Tensor] | None = None
+
+    # ---------------------------------------------------------------- helpers
+
+    @property
+    def channels(self) -> ChannelMap:
+        return {"source": self.source_channel, "target": self.target_channel}
+
+    def _open_reader(self) -> PatchReader:
+        reader = PatchReader(self.data_path, array_key=self.array_key, cache_bytes=self.cache_bytes)
+        channel_indices(
+            reader.channel_names,
+            self.source_channel + self.target_channel,
+            where=f"'{self.data_path}'",
+        )
+        return reader
+
+    def _select_positions(self, reader: PatchReader, stage: str) -> list[str]:
+        names = filter_fov_names(
+            reader.position_names,
+            exclude_fovs=self.exclude_fov_names,
+            include_fovs=self.include_fov_names,
+        )
+        if not names:
+            raise ValueError(
+                f"No positions left in '{self.data_path}' for stage '{stage}' after filtering "
+                f"(include_fov_names={self.include_fov_names}, "
+                f"exclude_fov_names={self.exclude_fov_names}; "
+                f"plate has {len(reader.position_names)} FOVs)"
+            )
+        return names
+
+    def _check_shapes(self, reader: PatchReader, names: list[str], patch: bool) -> None:
+        for name in names:
+            _, _, z, y, x = reader.shape(name)
+            if self.z_window_size > z:
+                raise ValueError(
+                    f"z_window_size={self.z_window_size} is larger than Z={z} of FOV '{name}' "
+                    f"in '{self.data_path}'"
+                )
+            if patch and (self.yx_patch_size[0] > y or self.yx_patch_size[1] > x):
+                raise ValueError(
+                    f"yx_patch_size={self.yx_patch_size} is larger than the image ({y}, {x}) "
+                    f"of FOV '{name}' in '{self.data_path}'"
+                )
+
+    def _check_norm_meta(
+        self, names: list[str], norm_meta: dict[str, NormMeta | None], reader: PatchReader
+    ) -> None:
+        transforms = (
+            self.normalizations
+            + self.augmentations
+            + self.val_augmentations
+            + self.gpu_augmentations
+            + self.val_gpu_augmentations
+        )
+        channels = set(self.source_channel + self.target_channel)
+        for transform in find_normalize_transforms(transforms):
+            keys = transform.keys  # type: ignore[attr-defined]
+            level = str(transform.level)  # type: ignore[attr-defined]
+            for channel in ensure_channel_list(keys if isinstance(keys, str) else list(keys)):
+                if channel not in channels:
+                    continue
+                for name in names:
+                    meta = norm_meta[name]
+                    stats = None if meta is None else meta.get(channel, {}).get(level)
+                    if level == "timepoint_statistics" and stats is not None:
+                        t_size = reader.shape(name)[0]
+                        missing_t = [t for t in range(t_size) if str(t) not in stats]
+                        if missing_t:
+                            stats = None
+                    if not stats:
+                        raise ValueError(
+                            f"Normalization metadata '{level}' for channel '{channel}' is "
+                            f"missing in FOV '{name}' of '{self.data_path}' (needed by "
+                            f"{type(transform).__name__}); compute it with `viscy preprocess`"
+                        )
+
+    def _read_all_norm_meta(self, names: list[str]) -> dict[str, NormMeta | None]:
+        with open_ome_zarr(self.data_path, mode="r") as node:
+            if not names or names == [""]:
+                return {"": read_norm_meta(node)}
+            return {name: read_norm_meta(node[name]) for name in names}
+
+    def _preload(self, reader: PatchReader, names: list[str]) -> list[Tensor] | None:
+        if not self.mmap_preload:
+            return None
+        tensordict = optional_import("tensordict")
+        if self._preloaded is None:
+            self._preloaded = {}
+        root = self.scratch_dir or Path(tempfile.mkdtemp(prefix="viscy_mmap_"))
+        root.mkdir(parents=True, exist_ok=True)
+        channels = tuple(
+            channel_indices(reader.channel_names, self.source_channel + self.target_channel)
+        )
+        for name in tqdm(names, desc="Preloading FOVs", disable=len(names) < 4):
+            if name in self._preloaded:
+                continue
+            t_size, _, z_size, y_size, x_size = reader.shape(name)
+            filename = root / f"{name.replace('/', '_') or 'fov'}.mmap"
+            buffer = tensordict.MemoryMappedTensor.empty(
+                (t_size, len(channels), z_size, y_size, x_size),
+                dtype=torch.float32,
+                filename=str(filename),
+                existsok=True,
+            )
+            for t in range(t_size):
+                box = PatchBox(name, t, channels, (0, z_size), (0, y_size), (0, x_size))
+                buffer[t] = torch.from_numpy(reader.read_patch(box).astype(np.float32))
+            self._preloaded[name] = buffer
+        return [self._preloaded[name] for name in names]
+
+    def _dataset(
+        self,
+        reader: PatchReader,
+        names: list[str],
+        transforms: list[Callable],
+        *,
+        yx_window: tuple[int, int] | None,
+        placement: Literal["center", "random"],
+        output_yx: tuple[int, int] | None,
+        nonzero: bool,
+        dataset_cls: type[SlidingWindowDataset] = SlidingWindowDataset,
+        **kwargs: Any,
+    ) -> SlidingWindowDataset:
+        if yx_window is not None:
+            smallest = (
+                min(reader.shape(n)[3] for n in names),
+                min(reader.shape(n)[4] for n in names),
+            )
+            yx_window = (min(yx_window[0], smallest[0]), min(yx_window[1], smallest[1]))
+        preloaded = self._preload(reader, names)
+        node = open_ome_zarr(self.data_path, mode="r")
+        try:
+            positions = [node] if names == [""] else [node[name] for name in names]
+            return self._make_dataset(
+                dataset_cls,
+                reader,
+                positions,
+                transforms,
+                preloaded,
+                yx_window,
+                placement,
+                output_yx,
+                nonzero,
+                **kwargs,
+            )
+        finally:
+            node.close()
+
+    def _make_dataset(
+        self,
+        dataset_cls,
+        reader,
+        positions,
+        transforms,
+        preloaded,
+        yx_window,
+        placement,
+        output_yx,
+        nonzero,
+        **kwargs,
+    ):
+        return dataset_cls(
+            positions=positions,
+            channels=self.channels,
+            z_window_size=self.z_window_size,
+            array_key=self.array_key,
+            transform=ComposeDict(transforms) if transforms else None,
+            min_nonzero_fraction=self.min_nonzero_fraction if nonzero else 0.0,
+            nonzero_threshold=self.nonzero_threshold,
+            nonzero_channel=self.nonzero_channel,
+            max_nonzero_retries=self.max_nonzero_retries,
+            fg_mask_key=self.fg_mask_key,
+            preloaded_fovs=preloaded,
+            yx_window=yx_window,
+            yx_placement=placement,
+            output_yx=output_yx,
+            target_2d=self.target_2d,
+            reader=reader,
+            cache_bytes=self.cache_bytes,
+            **kwargs,
+        )
+
+    # ---------------------------------------------------------------- hooks
+
+    def prepare_data(self) -> None:
+        """Nothing to download; data is read in place (preloading happens in ``setup``)."""
+
+    def setup(self, stage: str | None = None) -> None:
+        """Validate the plate and the configuration, then build the stage's datasets.
+
+        Raises
+        ------
+        ValueError
+            For a path that is not an OME-Zarr plate, a channel not in the plate (listing
+            the available ones), ``z_window_size`` larger than Z, a patch larger than the
+            image, no positions after filtering, missing normalization metadata (naming
+            the FOV and channel), or a split that leaves training or validation empty.
+        """
+        stage = stage or "fit"
+        if stage not in ("fit", "validate", "test", "predict"):
+            raise ValueError(f"Unknown stage '{stage}'")
+        reader = self._open_reader()
+        if reader.position_names == [""] and stage in ("fit", "validate"):
+            raise ValueError(
+                f"'{self.data_path}' is a single position; training needs an HCS plate"
+            )
+        names = self._select_positions(reader, stage)
+        self._check_shapes(reader, names, patch=stage in ("fit", "validate"))
+        norm_meta = self._read_all_norm_meta(names)
+        self._check_norm_meta(names, norm_meta, reader)
+        if stage in ("fit", "validate"):
+            self._setup_fit(reader, names)
+        elif stage == "test":
+            self.test_dataset = self._dataset(
+                reader,
+                names,
+                self.normalizations,
+                yx_window=None,
+                placement="center",
+                output_yx=None,
+                nonzero=False,
+                dataset_cls=MaskTestDataset,
+                ground_truth_masks=self.ground_truth_masks,
+            )
+        else:
+            self.predict_dataset = self._dataset(
+                reader,
+                names,
+                self.normalizations,
+                yx_window=None,
+                placement="center",
+                output_yx=None,
+                nonzero=False,
+            )
+
+    def _split(self, names: list[str]) -> tuple[list[str], list[str]]:
+        generator = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(len(names), generator=generator).tolist()
+        n_train = int(len(names) * self.split_ratio)
+        if n_train < 1 or n_train >= len(names):
+            raise ValueError(
+                f"split_ratio={self.split_ratio} of {len(names)} FOV(s) in '{self.data_path}' "
+                f"leaves {n_train} for training and {len(names) - n_train} for validation; "
+                "both need at least one FOV"
+            )
+        train = sorted(names[i] for i in order[:n_train])
+        val = sorted(names[i] for i in order[n_train:])
+        return train, val
+
+    def _setup_fit(self, reader: PatchReader, names: list[str]) -> None:
+        self.train_fov_names, self.val_fov_names = self._split(names)
+        train_out = required_yx(self.gpu_augmentations, self.yx_patch_size)
+        val_out = required_yx(self.val_gpu_augmentations, self.yx_patch_size)
+        self.train_dataset = self._dataset(
+            reader,
+            self.train_fov_names,
+            self.normalizations + self.augmentations,
+            yx_window=required_yx(self.augmentations, train_out),
+            placement="random",
+            output_yx=train_out,
+            nonzero=True,
+        )
+        self.val_dataset = self._dataset(
+            reader,
+            self.val_fov_names,
+            self.normalizations + self.val_augmentations,
+            yx_window=required_yx(self.val_augmentations, val_out),
+            placement="center",
+            output_yx=val_out,
+            nonzero=False,
+        )
+
+    def _loader(self, dataset: SlidingWindowDataset, shuffle: bool) -> DataLoader:
+        workers = self.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            collate_fn=collate_samples,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers and workers > 0,
+            prefetch_factor=self.prefetch_factor if workers > 0 else None,
+            multiprocessing_context=self.multiprocessing_context if workers > 0 else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_dataset, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.predict_dataset, shuffle=False)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Apply ``gpu_augmentations`` (training) or ``val_gpu_augmentations`` (validation).
+
+        The transforms see ``{channel: (B, 1, Z, Y, X), "norm_meta": ...}``; source and
+        target are stacked back and center-cropped to ``yx_patch_size``.
+        """
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or not isinstance(batch, dict):
+            return batch
+        if trainer.training:
+            transforms = self.gpu_augmentations
+        elif trainer.validating or trainer.sanity_checking:
+            transforms = self.val_gpu_augmentations
+        else:
+            return batch
+        if not transforms:
+            return batch
+        return self.apply_batch_transforms(batch, transforms)
+
+    def apply_batch_transforms(self, batch: dict, transforms: Sequence[Callable]) -> dict:
+        """Run channel-keyed dictionary ``transforms`` on a collated batch."""
+        data: dict[str, Any] = {}
+        for key, names in (("source", self.source_channel), ("target", self.target_channel)):
+            if key in batch:
+                for i, name in enumerate(names):
+                    data[name] = batch[key][:, i : i + 1]
+        if "norm_meta" in batch:
+            data["norm_meta"] = batch["norm_meta"]
+        for transform in transforms:
+            data = transform(data)
+        out = dict(batch)
+        for key, names in (("source", self.source_channel), ("target", self.target_channel)):
+            if key in batch:
+                stacked = torch.cat([data[name] for name in names], dim=1)
+                out[key] = _center_crop_yx(stacked, self.yx_patch_size)
+        if "norm_meta" in batch and "norm_meta" not in data:
+            out.pop("norm_meta")
+        return out
