@@ -111,7 +111,7 @@ class VolumeCache:
         for key, shape, dtype in layout:
             nbytes = math.prod(shape) * np.dtype(dtype).itemsize
             padded = -(-nbytes // _ALIGN) * _ALIGN
-            if data_bytes + nbytes > self.max_bytes:
+            if data_bytes + padded > self.max_bytes:
                 break
             self._slots[key] = _Slot(
                 len(self._slots), data_bytes, tuple(shape), np.dtype(dtype).str
