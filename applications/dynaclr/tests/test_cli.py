@@ -66,8 +66,9 @@ def embeddings_zarr(tmp_path):
     anndata = pytest.importorskip("anndata")
     rng = np.random.default_rng(0)
     rows = []
-    for fov in ("A/1/0", "A/1/1", "B/1/0", "B/1/1"):
-        for track in range(10):
+    fovs = [f"{well}/{i}" for well in ("A/1", "B/1") for i in range(4)]
+    for fov in fovs:
+        for track in range(6):
             for t in range(3):
                 rows.append({"fov_name": fov, "track_id": track, "t": t, "id": track * 10 + t})
     obs = pd.DataFrame(rows)

@@ -219,10 +219,13 @@ def _evaluate(adata, cells: pd.DataFrame, seed: int) -> dict[str, float]:
 @contextlib.contextmanager
 def _quiet_lightning():
     """Hide Lightning's device banners, tips and warnings irrelevant to the demo."""
-    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    import lightning.pytorch  # noqa: F401 - sets its loggers' levels on import; override after
+
+    names = ("lightning.pytorch", "lightning.fabric", "iohub")
+    loggers = [logging.getLogger(name) for name in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
-        lg.setLevel(logging.WARNING)
+        lg.setLevel(logging.ERROR)
     with warnings.catch_warnings():
         for message in (
             ".*validation_step.*",

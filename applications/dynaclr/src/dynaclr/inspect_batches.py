@@ -40,7 +40,8 @@ def instantiate_data_module(config_path: str | Path, overrides: dict[str, Any] |
     parser = ArgumentParser(exit_on_error=False)
     parser.add_argument("--data", type=LightningDataModule)
     namespace = parser.parse_object({"data": data})
-    return parser.instantiate_classes(namespace).data
+    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
+    return instantiate(namespace).data
 
 
 def _transferred(data_module, batch: dict) -> dict:
