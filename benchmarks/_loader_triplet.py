@@ -8,7 +8,8 @@ chunking and its tracks, then, in one run:
    recording every box the loader reads,
 3. reads exactly those boxes again with plain tensorstore (all issued at once, then
    awaited), in a fresh context with the same cache size: cold (epoch-1 boxes) and warm
-   (epoch-2 boxes, right after),
+   (epoch-2 boxes, right after), each copied into one preallocated array as the
+   shared loader benchmarks do (``benchmarks/_loader_bench.py``),
 
 and prints JSON with times, triplets/s and ``loader / raw`` throughput ratios (target >= 0.5
 warm). Run: ``uv run python benchmarks/_loader_triplet.py [--workdir DIR]``.
@@ -63,15 +64,19 @@ def _raw_read(reader: Any, boxes: list, cache_bytes: int) -> tuple[float, float]
         arrays[name] = ts.open(spec, read=True, context=context).result()
 
     def read_all(selection: list) -> float:
+        # all reads issued, then awaited into one preallocated array (what a loader must do)
+        c, z, y, x = selection[0].size
+        dtype = arrays[selection[0].position].dtype.numpy_dtype
         start = time.perf_counter()
+        out = np.empty((len(selection), c, z, y, x), dtype=dtype)
         futures = [
             arrays[b.position]
             .oindex[b.t, list(b.channels), slice(*b.z), slice(*b.y), slice(*b.x)]
             .read()
             for b in selection
         ]
-        out = [np.asarray(f.result()) for f in futures]
-        assert len(out) == len(selection)
+        for i, future in enumerate(futures):
+            out[i] = future.result()
         return time.perf_counter() - start
 
     half = len(boxes) // 2

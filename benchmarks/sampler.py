@@ -141,6 +141,13 @@ def bench_sampler(n_anchors: int, n_batches: int) -> dict:
             break
     elapsed = time.perf_counter() - start
     rate = n_batches / elapsed
+    # reference measured in the same run: plain uniform random batches (the machine's pace
+    # for the minimum work a batch sampler does: draw 256 indices and hand over a list)
+    ref_rng = np.random.default_rng(2)
+    start = time.perf_counter()
+    for _ in range(n_batches):
+        ref_rng.integers(0, n_anchors, size=256).tolist()
+    ref_rate = n_batches / (time.perf_counter() - start)
     return {
         "anchors": n_anchors,
         "batch_size": 256,
@@ -151,6 +158,8 @@ def bench_sampler(n_anchors: int, n_batches: int) -> dict:
         "batches_per_s": round(rate, 1),
         "target_batches_per_s": 1000.0,
         "ratio_to_target": round(rate / 1000.0, 3),
+        "uniform_reference_batches_per_s": round(ref_rate, 1),
+        "ratio_to_uniform_reference": round(rate / ref_rate, 3),
     }
 
 

@@ -4,6 +4,10 @@ channel dropout, and a real Lightning fit on three synthetic experiments."""
 from __future__ import annotations
 
 import inspect
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,11 +19,13 @@ from viscy_data.sampler import FlexibleBatchSampler
 from viscy_data.synthetic import write_synthetic_plate
 
 PATCH, FINAL = (32, 32), (24, 24)
+CONFIGS = Path(__file__).resolve().parents[1] / "examples" / "configs"
 
 
 @pytest.fixture(scope="module")
 def experiments_yaml(tmp_path_factory):
-    root = tmp_path_factory.mktemp("multiexp_dm")
+    # laid out as multi_experiment_fit.yml expects: <cwd>/multiexp_demo/exp_*.zarr
+    root = tmp_path_factory.mktemp("multiexp_dm") / "multiexp_demo"
     specs = [
         ("exp_a", ("Phase3D", "GFP"), 30),
         ("exp_b", ("Phase3D", "mCherry", "GFP"), 15),
@@ -46,8 +52,10 @@ def experiments_yaml(tmp_path_factory):
                 "interval_minutes": interval,
             }
         )
-    path = root / "experiments.yml"
+    path = root / "test_experiments.yml"
     path.write_text(yaml.safe_dump({"training_channels": "shared", "experiments": experiments}))
+    shutil.copy(CONFIGS / "experiments" / "multi_experiment.yml", root / "experiments.yml")
+    shutil.copy(CONFIGS / "multi_experiment_fit.yml", root.parent / "multi_experiment_fit.yml")
     return path
 
 
@@ -230,3 +238,58 @@ def test_fit_with_contrastive_module(experiments_yaml, tmp_path):
     assert "loss/val" in trainer.callback_metrics
     # Lightning advanced the sampler's epoch through set_epoch (2 epochs: 0, 1)
     assert trainer.train_dataloader.batch_sampler.epoch == 1
+
+
+def _dynaclr_fit(cwd: Path, *extra: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    exe = shutil.which("dynaclr") or str(Path(sys.executable).parent / "dynaclr")
+    command = [
+        exe,
+        "fit",
+        "-c",
+        "multi_experiment_fit.yml",
+        "--data.init_args.num_workers",
+        "0",
+        "--data.init_args.batch_size",
+        "8",
+        "--trainer.accelerator",
+        "cpu",
+        *extra,
+    ]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def test_example_config_fast_dev_run_cli(experiments_yaml):
+    """INTG-01: the example config, as written, through `dynaclr fit` (NTXentHCL)."""
+    from dynaclr.experiment import ExperimentRegistry
+
+    registry = ExperimentRegistry.from_yaml(experiments_yaml.parent / "experiments.yml")
+    assert registry.active_channels == ["Phase3D", "GFP"]
+    config = yaml.safe_load((CONFIGS / "multi_experiment_fit.yml").read_text())
+    assert config["model"]["init_args"]["loss_function"]["class_path"].endswith("NTXentHCL")
+    data = config["data"]["init_args"]
+    assert data["experiment_aware"] and data["condition_balanced"]
+    assert data["temporal_enrichment"] and data["leaky"] > 0 and data["channel_dropout_prob"] > 0
+    proc = _dynaclr_fit(
+        experiments_yaml.parent.parent, "--trainer.fast_dev_run", "true", "--trainer.devices", "1"
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert "NTXentHCL" in proc.stdout
+    assert "max_steps=1` reached" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_example_config_ddp_two_cpu_processes(experiments_yaml):
+    """INTG-01: two gloo DDP processes, each with its own shard of every batch plan."""
+    proc = _dynaclr_fit(
+        experiments_yaml.parent.parent,
+        "--trainer.fast_dev_run",
+        "2",
+        "--trainer.devices",
+        "2",
+        "--trainer.strategy",
+        "ddp",
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert "MEMBER: 2/2" in out
+    assert "max_steps=2` reached" in out

@@ -175,13 +175,13 @@ def test_batched_concat_datamodule_with_trainer():
 
 # ----------------------------------------------------------------- cached concatenation
 
-SHAPE = (2, 1, 2, 32, 32)
+SHAPE = (2, 2, 2, 32, 32)
 
 
 @pytest.fixture(scope="session")
 def plate_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("combined") / "plate.zarr"
-    write_synthetic_plate(path, shape=SHAPE, channel_names=("Phase3D",), normalization=False)
+    write_synthetic_plate(path, shape=SHAPE, channel_names=("Phase3D", "GFP"), normalization=False)
     return path
 
 
@@ -200,6 +200,15 @@ class PlateModule(LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+class TranslationModule(PlateModule):
+    def training_step(self, batch, batch_idx):
+        self.shapes.append(tuple(batch["source"].shape))
+        return self.layer(batch["target"].mean().view(1, 1)).sum()
+
+    def validation_step(self, batch, batch_idx):
+        self.shapes.append(tuple(batch["source"].shape))
 
 
 def cached_child(plate_path, **kwargs) -> CachedOmeZarrDataModule:
@@ -251,19 +260,48 @@ def test_cached_concat_with_trainer(plate_path, tmp_path):
     assert all(child.caches == {} for child in children)  # teardown reached the children
 
 
+def test_concat_of_two_translation_modules(plate_path):
+    from viscy_data.hcs import HCSDataModule
+
+    children = [
+        HCSDataModule(
+            data_path=str(plate_path),
+            source_channel="Phase3D",
+            target_channel="GFP",
+            z_window_size=1,
+            split_ratio=0.5,
+            batch_size=2,
+            num_workers=0,
+            yx_patch_size=(16, 16),
+            pin_memory=False,
+        )
+        for _ in range(2)
+    ]
+    dm = ConcatDataModule(children)  # no train_patches_per_stack on these: counts as 1
+    dm.setup("fit")
+    assert len(dm.train_dataset) == sum(len(c.train_dataset) for c in children)
+    model = TranslationModule()
+    fast_trainer(fast_dev_run=True).fit(model, datamodule=dm)
+    assert model.shapes == [(2, 1, 1, 16, 16)] * 2
+
+
 def test_cached_concat_rejects_mismatched_workers(plate_path):
     with pytest.raises(ValueError, match="num_workers"):
         CachedConcatDataModule([cached_child(plate_path), cached_child(plate_path, num_workers=2)])
 
 
-def test_both_caches_under_spawn_with_two_workers(plate_path, tmp_path):
-    """A volume cache and a memory-mapped buffer filled by two spawned workers."""
-    cached = cached_child(plate_path, num_workers=2, batch_size=1)
+@pytest.mark.parametrize("start_method", ["spawn", "fork"])
+def test_both_caches_with_two_workers(plate_path, tmp_path, start_method):
+    """A volume cache and a memory-mapped buffer filled by two spawned (or forked) workers."""
+    cached = cached_child(plate_path, num_workers=2, batch_size=1, skip_cache=False)
     mmapped = mmapped_child(plate_path, tmp_path, num_workers=2, batch_size=1)
     dm = CachedConcatDataModule([cached, mmapped])
-    dm.multiprocessing_context = "spawn"
+    dm.multiprocessing_context = start_method
     dm.setup("fit")
     try:
+        if start_method == "fork":
+            # the parent opens its readers first: forked workers must not reuse the handles
+            cached.train_dataset[0]
         loader = dm.val_dataloader()
         batches = list(loader)
         del loader

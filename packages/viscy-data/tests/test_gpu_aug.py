@@ -196,3 +196,25 @@ def test_mixin_order_keeps_the_datamodule_first():
 
     mro = CachedOmeZarrDataModule.__mro__
     assert mro.index(GPUTransformDataModule) < mro.index(SelectWell)
+
+
+def test_well_and_fov_selection(plate_path):
+    dm = make_module(plate_path, include_wells=["A/1"], skip_cache=True)
+    dm.setup("fit")
+    assert sorted(dm.train_dataset.fov_names + dm.val_dataset.fov_names) == ["A/1/0", "A/1/1"]
+    assert dm.caches == {}
+    dm = make_module(plate_path, include_wells=["A/1"], exclude_fovs=["A/1/1"])
+    with pytest.raises(ValueError, match="At least 2 FOVs"):
+        dm.setup("fit")
+
+
+def test_dataset_accepts_a_plain_mapping_as_cache(plate_path):
+    from viscy_data.gpu_aug import CachedOmeZarrDataset
+
+    with open_ome_zarr(plate_path, mode="r") as plate:
+        positions = [pos for _, pos in plate.positions()][:1]
+        cache: dict = {}
+        ds = CachedOmeZarrDataset(positions, ["GFP"], cache)
+        first = ds[2]["GFP"]
+    assert list(cache) == [("A/1/0", 2)]  # keyed by (FOV, t), not by dataset index
+    np.testing.assert_array_equal(first[0].numpy(), true_volume(plate_path, "A/1/0", 2)[1])

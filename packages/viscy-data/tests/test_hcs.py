@@ -42,9 +42,9 @@ def _count_reads(dataset):
     calls = []
     original = dataset.reader.read_patches
 
-    def counting(boxes):
+    def counting(boxes, **kwargs):
         calls.append(list(boxes))
-        return original(boxes)
+        return original(boxes, **kwargs)
 
     dataset.reader.read_patches = counting
     return calls
@@ -84,6 +84,11 @@ def test_fit_split_batches_and_crop_on_read(hcs_plate):
 def test_random_windows_cover_the_fov(hcs_plate_v5):
     dm = _dm(hcs_plate_v5)
     dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["source"].dtype == torch.uint16  # no CPU transforms: store dtype
+    on_device = dm.on_after_batch_transfer(batch, 0)
+    assert on_device["source"].dtype == torch.float32
+    torch.testing.assert_close(on_device["target"], batch["target"].float())
     calls = _count_reads(dm.train_dataset)
     dm.train_dataset.__getitems__(list(range(24)))
     starts = {(b.y[0], b.x[0]) for b in calls[0]}
@@ -141,8 +146,9 @@ def test_mmap_preload_matches_store(hcs_plate_v5, tmp_path):
     a = next(iter(plain.val_dataloader()))
     b = next(iter(mm.val_dataloader()))
     assert a["index"].image == b["index"].image
-    torch.testing.assert_close(a["source"], b["source"])
-    torch.testing.assert_close(a["target"], b["target"])
+    assert a["source"].dtype == torch.uint16  # store dtype without CPU transforms
+    torch.testing.assert_close(a["source"].float(), b["source"])
+    torch.testing.assert_close(HCSDataModule.to_float(a)["target"], b["target"])
 
 
 def test_spawn_workers(hcs_plate_v5):
@@ -154,7 +160,7 @@ def test_spawn_workers(hcs_plate_v5):
     seen = []
     for i, batch in enumerate(loader):
         assert batch["source"].shape == (4, 1, 3, 32, 32)
-        assert batch["source"].max() > 0
+        assert batch["source"].float().max() > 0
         fov, t, z = batch["index"].image[0], int(batch["index"].time[0]), int(batch["index"].z[0])
         raw = _raw(hcs_plate_v5, fov, t, 1, (z, z + 3), (0, 128), (0, 128))
         target = batch["target"][0, 0].numpy()
@@ -281,3 +287,14 @@ def test_trainer_fit_validate_test_predict(hcs_plate_v5):
     assert predictions[0]["index"].image == model.seen["predict"][0]["index"].image
     assert len(dm.predict_dataset) == 4 * 3 * 6
     assert isinstance(dm.test_dataset, MaskTestDataset)
+
+
+def test_no_fork_after_tensorstore_was_used(hcs_plate_v5):
+    dm = _dm(hcs_plate_v5, num_workers=1)
+    dm.setup("fit")
+    dm.val_dataset.__getitems__([0])  # tensorstore now runs threads in this process
+    loader = dm.val_dataloader()
+    assert loader.multiprocessing_context.get_start_method() == "spawn"
+    explicit = _dm(hcs_plate_v5, num_workers=1, multiprocessing_context="forkserver")
+    explicit.setup("fit")
+    assert explicit.val_dataloader().multiprocessing_context.get_start_method() == "forkserver"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -159,3 +160,10 @@ def test_stage_without_its_paths_is_reported(livecell_root):
     dm = make_module(livecell_root, test_annotations=None)
     with pytest.raises(ValueError, match="test_annotations"):
         dm.setup("test")
+
+
+def test_missing_extra_is_named(livecell_root, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pycocotools", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "pycocotools.coco", None)
+    with pytest.raises(ImportError, match=r"viscy-data\[livecell\]"):
+        make_module(livecell_root)

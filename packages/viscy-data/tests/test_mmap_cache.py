@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -157,3 +159,9 @@ def test_mixin_order_keeps_the_datamodule_first():
 
     mro = MmappedDataModule.__mro__
     assert mro.index(GPUTransformDataModule) < mro.index(SelectWell)
+
+
+def test_missing_extra_is_named(plate_path, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensordict", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"viscy-data\[mmap\]"):
+        make_module(plate_path, tmp_path)

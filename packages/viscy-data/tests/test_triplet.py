@@ -302,7 +302,16 @@ def test_thread_workers_and_pickle(plate_v05):
     dm.setup("fit")
     assert dm.train_dataset.reader.cache_bytes == 32 * 1024**2
     loader = dm.train_dataloader()
-    shapes = [batch["anchor"].shape for batch in loader]
+    threaded = list(loader)
+    shapes = [batch["anchor"].shape for batch in threaded]
+    # draws depend on the seed and the batch's indices only, not on which thread ran it
+    serial = list(
+        _datamodule(plate_v05, num_workers=0, batch_size=3)._loader(dm.train_dataset, True)
+    )
+    assert len(serial) == len(threaded)
+    for a, b in zip(serial, threaded, strict=True):
+        for key in KEYS:
+            assert torch.equal(a[key], b[key])
     assert len(shapes) == len(loader)
     assert shapes[0] == (3, 2, 4, 48, 48)
     clone = pickle.loads(pickle.dumps(dm.train_dataset))  # spawn-safe: no open handles
@@ -473,8 +482,10 @@ def test_dataset_signature_with_positions(plate_v04):
         dataset = TripletDataset(
             positions, tables, ["GFP"], (32, 32), slice(0, 8), time_interval="any"
         )
+        pair = TripletDataset(positions, tables, ["GFP"], (32, 32), (2, 6), time_interval=1)
     batch = dataset.__getitems__([0, 1, 2])
     assert batch["anchor"].shape == (3, 1, 8, 32, 32)
+    assert pair.__getitems__([0])["positive"].shape == (1, 1, 4, 32, 32)
     torch.testing.assert_close(batch["anchor"], batch["positive"])  # "any": same cell, same t
     assert len(dataset) == sum(len(t) for t in tables)
 
@@ -491,3 +502,37 @@ def test_fit_fov_selection(plate_v05):
     assert sorted(used) == [f for f in plate_v05.fov_names if f.startswith("B/1/")]
     with pytest.raises(ValueError, match="No FOV .* left for fitting"):
         _datamodule(plate_v05, fit_include_wells=["C/3"]).setup("fit")
+
+
+def test_missing_normalization_metadata_fails_at_setup(tmp_path):
+    plate = write_synthetic_plate(
+        tmp_path / "plate.zarr",
+        shape=(2, 1, 4, 64, 64),
+        channel_names=("GFP",),
+        wells=(("A", "1"),),
+        fovs_per_well=2,
+        version="0.4",
+        normalization=False,
+        tracks_path=tmp_path / "tracks",
+        cells_per_fov=2,
+    )
+    dm = _datamodule(
+        plate,
+        source_channel="GFP",
+        z_range=(0, 4),
+        initial_yx_patch_size=(32, 32),
+        final_yx_patch_size=(32, 32),
+        normalizations=[_ZScore(["GFP"])],
+    )
+    with pytest.raises(ValueError, match="'fov_statistics' for channel 'GFP' is missing in FOV"):
+        dm.setup("fit")
+    # without normalization transforms the same plate is fine
+    dm = _datamodule(
+        plate,
+        source_channel="GFP",
+        z_range=(0, 4),
+        initial_yx_patch_size=(32, 32),
+        final_yx_patch_size=(32, 32),
+    )
+    dm.setup("fit")
+    assert "anchor_norm_meta" not in dm.train_dataset.__getitems__([0])

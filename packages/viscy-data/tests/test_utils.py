@@ -112,3 +112,15 @@ def test_batched_center_crop():
     assert out["k"] == 1
     with pytest.raises(KeyError):
         BatchedCenterSpatialCropd(keys="missing", roi_size=(2, 2))({"anchor": x})
+
+
+def test_collate_views_of_one_batch_without_copy():
+    batch = torch.arange(4 * 2 * 3 * 5).reshape(4, 2, 3, 5)
+    samples = [{"source": batch[i, :1], "target": batch[i, 1:]} for i in range(4)]
+    out = collate_samples(samples)
+    assert torch.equal(out["source"], batch[:, :1])
+    assert torch.equal(out["target"], batch[:, 1:])
+    assert out["source"].untyped_storage().data_ptr() == batch.untyped_storage().data_ptr()
+    # views in another order are copied, not misread
+    shuffled = collate_samples([samples[1], samples[0]])
+    assert torch.equal(shuffled["source"], batch[[1, 0], :1])

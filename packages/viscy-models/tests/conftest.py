@@ -7,6 +7,16 @@ import pytest
 import torch
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread():
+    """One intra-op thread: these models are tiny per test, and on a shared, loaded CI box
+    multi-threaded OpenMP kernels spend most of their time in barriers (10x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def contrastive_convnext():
     from viscy_models import ContrastiveEncoder

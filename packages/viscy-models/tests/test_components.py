@@ -91,8 +91,14 @@ def _force_offline(monkeypatch):
 
 def test_pretrained_without_network_is_a_clear_error(monkeypatch):
     _force_offline(monkeypatch)
-    with pytest.raises(PretrainedWeightsUnavailableError, match="pretrained=False"):
+    try:
         viscy_models.UNeXt2(backbone="convnextv2_atto", pretrained=True)
+    except PretrainedWeightsUnavailableError as err:
+        message = str(err)
+    else:
+        pytest.skip("convnextv2_atto weights are in the local cache; nothing to fetch")
+    assert "pretrained=False" in message
+    assert "convnextv2_atto" in message
 
 
 @pytest.mark.parametrize("name", ["DINOv3Model", "OpenPhenomModel"])

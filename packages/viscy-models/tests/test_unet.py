@@ -166,3 +166,20 @@ def test_unet3d_shapes_bf16():
         assert torch.isfinite(model.eval()(torch.randn(1, 1, 8, 16, 16)).float()).all()
     with pytest.raises(ValueError, match="multiple of 2\\*\\*depth=4"):
         Unet3d(depth=2, in_stack_depth=6)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"decoder_mode": "deconv"},
+        {"decoder_upsample_pre_conv": True, "head_pool": True, "decoder_conv_blocks": 1},
+    ],
+    ids=["deconv", "preconv-headpool"],
+)
+def test_unext2_decoder_options(options):
+    model = UNeXt2(backbone="convnextv2_atto", in_stack_depth=5, **options).eval()
+    params = sum(p.numel() for p in model.decoder.parameters())
+    plain = UNeXt2(backbone="convnextv2_atto", in_stack_depth=5, decoder_conv_blocks=1)
+    assert params != sum(p.numel() for p in plain.decoder.parameters())
+    with torch.no_grad():
+        assert model(torch.randn(1, 1, 5, 64, 64)).shape == (1, 1, 5, 64, 64)

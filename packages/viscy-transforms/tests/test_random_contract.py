@@ -150,3 +150,12 @@ def test_unseeded_transforms_follow_torch_manual_seed(batch):
     torch.manual_seed(11)
     again = RANDOM_DICT["BatchedRandAffined"](1.0)(_sample(batch))["a"]
     torch.testing.assert_close(first, again)
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM_DICT))
+def test_input_is_not_modified(name, batch):
+    original = batch.clone()
+    sample = _sample(batch)
+    _seeded(name, 1.0)(sample)
+    assert torch.equal(batch, original)
+    assert torch.equal(sample["b"], original)

@@ -101,3 +101,48 @@ class TinyRegressor(LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+
+class TinyTranslator(LightningModule):
+    """Predicts target channels from source channels with a 1x1x1 convolution.
+
+    Works on ``viscy_data.HCSDataModule`` batches (``source``, ``target``, ``index``).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        lr: float = 1e-3,
+        marker_path: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.conv = torch.nn.Conv3d(in_channels, out_channels, kernel_size=1)
+        self.example_input_array = torch.zeros(1, in_channels, 1, 16, 16)
+        self.steps = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+    def _loss(self, batch: dict) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(self(batch["source"]), batch["target"])
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self._loss(batch)
+        self.log("loss/train", loss, batch_size=len(batch["source"]))
+        self.steps += 1
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self.log("loss/val", self._loss(batch), batch_size=len(batch["source"]))
+
+    def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self(batch["source"])
+
+    def on_train_end(self) -> None:
+        if self.hparams.marker_path:
+            Path(self.hparams.marker_path).write_text(f"{self.steps} {self.hparams.lr}")
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)

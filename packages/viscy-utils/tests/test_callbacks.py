@@ -122,6 +122,7 @@ def test_image_grid_logger_and_default_tensorboard(plate_path, tmp_path):
         accelerator="cpu", devices=1, max_epochs=1, limit_train_batches=2, limit_val_batches=1,
         num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False,
         enable_checkpointing=False, default_root_dir=tmp_path, callbacks=[logger_cb],
+        log_every_n_steps=1,
     )  # fmt: skip
     assert isinstance(trainer.logger, TensorBoardLogger)
     trainer.fit(TinyRegressor(), datamodule=TinyPlateDataModule(str(plate_path)))
@@ -209,3 +210,26 @@ def test_snapshot_and_online_eval(tmp_path):
     assert online.last_metrics["online_eval/knn_accuracy"] > 0.95
     assert online.last_metrics["online_eval/temporal_smoothness"] < 0.1
     assert trainer.callback_metrics["online_eval/knn_accuracy"] > 0.95
+
+
+def test_hcs_prediction_writer_with_hcs_datamodule(plate_path, tmp_path):
+    """Predictions of viscy_data.HCSDataModule batches (collated HCSStackIndex) land in place."""
+    from viscy_data import HCSDataModule
+
+    from ._tiny_lightning import TinyTranslator
+
+    dm = HCSDataModule(
+        str(plate_path), source_channel="Phase3D", target_channel="GFP", z_window_size=1,
+        batch_size=4, num_workers=0, yx_patch_size=(16, 16), pin_memory=False,
+    )  # fmt: skip
+    model = TinyTranslator()
+    out = tmp_path / "translated.zarr"
+    _trainer(tmp_path, [HCSPredictionWriter(str(out))]).predict(model, datamodule=dm)
+    with open_ome_zarr(plate_path, mode="r") as src, open_ome_zarr(out, mode="r") as pred:
+        assert pred.channel_names == ["GFP_prediction"]
+        for name, pos in src.positions():
+            raw = torch.from_numpy(np.asarray(pos["0"][:, :1]).astype(np.float32))
+            written = np.asarray(pred[name]["0"][:])
+            with torch.no_grad():
+                expected = model(raw).numpy()  # a 1x1x1 conv: slices are independent
+            np.testing.assert_allclose(written, expected, rtol=1e-4, atol=1e-3)

@@ -41,7 +41,7 @@ def test_compose_config_args(tmp_path):
 
 
 def test_fit_from_composed_yaml_in_subprocess(plate_path, tmp_path):
-    """`viscy fit -c fit.yml` (with a base config) trains one fast_dev_run batch on a plate."""
+    """`viscy fit -c fit.yml` (with a base config) trains a fast_dev_run batch of HCSDataModule."""
     marker = tmp_path / "steps.txt"
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "base.yml").write_text(
@@ -50,7 +50,7 @@ def test_fit_from_composed_yaml_in_subprocess(plate_path, tmp_path):
                 "seed_everything": 0,
                 "trainer": {"accelerator": "cpu", "devices": 1, "fast_dev_run": True},
                 "model": {
-                    "class_path": "_tiny_lightning.TinyRegressor",
+                    "class_path": "_tiny_lightning.TinyTranslator",
                     "init_args": {"lr": 0.5, "marker_path": str(marker)},
                 },
             }
@@ -63,8 +63,18 @@ def test_fit_from_composed_yaml_in_subprocess(plate_path, tmp_path):
                 "trainer": {"default_root_dir": str(tmp_path / "logs")},
                 "model": {"init_args": {"lr": 0.25}},
                 "data": {
-                    "class_path": "_tiny_lightning.TinyPlateDataModule",
-                    "init_args": {"data_path": str(plate_path), "batch_size": 2},
+                    "class_path": "viscy_data.HCSDataModule",
+                    "init_args": {
+                        "data_path": str(plate_path),
+                        "source_channel": "Phase3D",
+                        "target_channel": ["GFP"],
+                        "z_window_size": 1,
+                        "split_ratio": 0.5,
+                        "batch_size": 2,
+                        "num_workers": 0,
+                        "yx_patch_size": [16, 16],
+                        "pin_memory": False,
+                    },
                 },
             }
         )

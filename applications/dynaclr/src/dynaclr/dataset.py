@@ -237,9 +237,11 @@ class MultiExperimentTripletDataset(Dataset):
 
         ph, pw = self.index.yx_patch_size
         z = self.z_range
-        out = np.zeros((len(rows), len(self.channel_names), z[1] - z[0], ph, pw), np.float32)
+        n_channels = len(self.channel_names)
         exp_codes = self._row_exp[rows]
-        for code in np.unique(exp_codes):
+        codes = np.unique(exp_codes)
+        out: np.ndarray | None = None
+        for code in codes:
             name = self._exp_names[code]
             channels, present = self._sources[name]
             sel = np.flatnonzero(exp_codes == code)
@@ -247,11 +249,11 @@ class MultiExperimentTripletDataset(Dataset):
             boxes = [
                 PatchBox(
                     position=self._fov_names[f],
-                    t=int(t),
+                    t=t,
                     channels=channels,
                     z=z,
-                    y=(int(y), int(y) + ph),
-                    x=(int(x), int(x) + pw),
+                    y=(y, y + ph),
+                    x=(x, x + pw),
                 )
                 for f, t, y, x in zip(
                     self._row_fov[r].tolist(),
@@ -262,15 +264,31 @@ class MultiExperimentTripletDataset(Dataset):
                 )
             ]
             patches = self.readers[name].read_patches(boxes)
-            if len(present) == out.shape[1]:
-                out[sel] = patches
-            else:
-                out[sel[:, None], present[None, :]] = patches
+            full = len(present) == n_channels
+            if len(codes) == 1 and full:
+                # the common experiment-pure batch: one conversion pass, no scatter
+                return torch.from_numpy(patches.astype(np.float32, copy=False))
+            if out is None:
+                # zeros are only needed where an experiment lacks a channel
+                padded = any(len(self._sources[self._exp_names[c]][1]) < n_channels for c in codes)
+                alloc = np.zeros if padded else np.empty
+                out = alloc((len(rows), n_channels, z[1] - z[0], ph, pw), np.float32)
+            # rows of one experiment come in a few contiguous runs (one per role, since
+            # __getitems__ groups anchors by experiment): copy run by run with slices
+            cuts = np.flatnonzero(np.diff(sel) != 1) + 1
+            for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(sel)], strict=True):
+                dst = slice(int(sel[lo]), int(sel[lo]) + int(hi - lo))
+                if full:
+                    out[dst] = patches[lo:hi]
+                else:
+                    out[dst, present] = patches[lo:hi]
         return torch.from_numpy(out)
 
     def __getitems__(self, indices: list[int]) -> dict[str, Any]:
         """Batch of ``len(indices)`` triplets for positions in ``index.valid_anchors``."""
         anchors = self.index.anchor_rows[np.asarray(indices, dtype=np.int64)]
+        # group the batch by experiment (order within a batch is free): contiguous reads
+        anchors = anchors[np.argsort(self._row_exp[anchors], kind="stable")]
         with self._rng_lock:
             rng = self._generator()
             positives, _ = self.index.sample_positives(anchors, rng)

@@ -161,18 +161,26 @@ class MultiExperimentIndex:
         for col in ("experiment", "fov_name", *_REQUIRED_TRACK_COLUMNS):
             if col not in tracks.columns:
                 raise ValueError(f"tracks table lacks column {col!r}")
-        df = tracks.copy()
+        # work on numpy columns; the table is built once, after filtering
+        n_rows = len(tracks)
+        cols: dict[str, np.ndarray] = {c: tracks[c].to_numpy() for c in _REQUIRED_TRACK_COLUMNS}
         for col, default in _OPTIONAL_TRACK_COLUMNS.items():
-            if col not in df.columns:
-                df[col] = default
-            df[col] = df[col].fillna(default)
+            if col in tracks.columns:
+                cols[col] = tracks[col].fillna(default).to_numpy()
+            else:
+                cols[col] = np.full(n_rows, default)
         for col in ("track_id", "t", "id", "parent_track_id", "parent_id"):
-            df[col] = df[col].astype(np.int64)
+            cols[col] = cols[col].astype(np.int64, copy=False)
+        extra = [
+            c
+            for c in tracks.columns
+            if c not in cols and c not in ("experiment", "fov_name", "condition", "well_name")
+        ]
 
         # per-FOV attributes, computed on the (few) FOVs and broadcast through codes
         # factorize on the few distinct values, never per-row string work
-        exp_codes, exp_values = pd.factorize(df["experiment"])
-        name_codes, name_values = pd.factorize(df["fov_name"])
+        exp_codes, exp_values = pd.factorize(tracks["experiment"])
+        name_codes, name_values = pd.factorize(tracks["fov_name"])
         exp_values = np.array([str(v) for v in exp_values], dtype=object)
         name_values = np.array([str(v).strip("/") for v in name_values], dtype=object)
         pair = exp_codes.astype(np.int64) * max(len(name_values), 1) + name_codes
@@ -220,9 +228,9 @@ class MultiExperimentIndex:
         # keep rows of condition wells whose centroid and frame lie inside the image
         in_condition = np.array([c is not None for c in fov_cond])[fov_codes]
         row_shape = shape[fov_codes]
-        y = df["y"].to_numpy(dtype=np.float64)
-        x = df["x"].to_numpy(dtype=np.float64)
-        t = df["t"].to_numpy()
+        y = cols["y"].astype(np.float64, copy=False)
+        x = cols["x"].astype(np.float64, copy=False)
+        t = cols["t"]
         inside = (
             (y >= 0)
             & (y < row_shape[:, 3])
@@ -237,7 +245,9 @@ class MultiExperimentIndex:
                 "dropped %d cell-timepoints with centroid or frame outside the image", dropped
             )
         keep = in_condition & inside
-        df = df.loc[keep].reset_index(drop=True)
+        df = pd.DataFrame({c: v[keep] for c, v in cols.items()})
+        for col in extra:
+            df[col] = tracks[col].to_numpy()[keep]
         fov_codes = fov_codes[keep]
         row_shape = row_shape[keep]
         if len(df) == 0:

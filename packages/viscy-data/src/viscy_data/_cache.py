@@ -9,10 +9,12 @@ re-imports it quickly. The DataModules live in :mod:`viscy_data.gpu_aug` and
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import shutil
 import tempfile
+import warnings
 import weakref
 from collections.abc import Callable, Hashable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -109,7 +111,7 @@ class VolumeCache:
         for key, shape, dtype in layout:
             nbytes = math.prod(shape) * np.dtype(dtype).itemsize
             padded = -(-nbytes // _ALIGN) * _ALIGN
-            if data_bytes + nbytes > self.max_bytes:
+            if data_bytes + padded > self.max_bytes:
                 break
             self._slots[key] = _Slot(
                 len(self._slots), data_bytes, tuple(shape), np.dtype(dtype).str
@@ -288,6 +290,34 @@ def position_address(position: Position) -> tuple[str, str]:
     return str(root), group.name.strip("/")
 
 
+def _tensorstore_used_before_fork() -> bool:
+    """Whether this process was forked from one that had started tensorstore.
+
+    tensorstore's thread pools do not survive ``fork``: using it again in the child aborts.
+    The reader keeps one tensorstore context per process id; a context made under another
+    id can only have been inherited through ``fork``.
+    """
+    from viscy_data import _reader
+
+    contexts = getattr(_reader, "_TS_CONTEXTS", {})
+    return any(key[0] != os.getpid() for key in contexts)
+
+
+def _process_copy(reader: PatchReader) -> PatchReader:
+    """A copy of ``reader`` without open handles, safe to use in this process."""
+    fresh = copy.copy(reader)  # pickling protocol: handles are dropped
+    if fresh.backend == "tensorstore" and _tensorstore_used_before_fork():
+        warnings.warn(
+            f"DataLoader worker forked after tensorstore was used: reading {reader.store_path} "
+            "with zarr-python in this worker. Use the 'spawn' start method, or read no data in "
+            "the main process before the workers start, to keep tensorstore.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        fresh.backend = "zarr"
+    return fresh
+
+
 class _VolumeIndex:
     """Maps a flat index to ``(position number, t)`` over FOVs with different numbers of T."""
 
@@ -384,13 +414,21 @@ class _PositionVolumes:
                 )
         return layout
 
+    def _reader(self, store_path: str) -> PatchReader:
+        # A forked worker inherits the parent's readers with their open handles and thread
+        # pools, which are not fork-safe: give each process its own handle-free copies.
+        if getattr(self, "_readers_pid", None) != os.getpid():
+            self._readers = {path: _process_copy(reader) for path, reader in self._readers.items()}
+            self._readers_pid = os.getpid()
+        return self._readers[store_path]
+
     def _read_volume(self, pos: int, t: int) -> np.ndarray:
         from viscy_data._reader import PatchBox
 
         store_path, fov = self._fovs[pos]
         _, z, y, x = self._volume_shapes[pos]
         box = PatchBox(fov, t, self._channel_indices[pos], (0, z), (0, y), (0, x))
-        return self._readers[store_path].read_patch(box)
+        return self._reader(store_path).read_patch(box)
 
     def _sample(self, volume: np.ndarray | torch.Tensor, pos: int, t: int) -> dict:
         volume = torch.as_tensor(np.asarray(volume, dtype=np.float32))

@@ -33,6 +33,10 @@ DEFAULT_CACHE_BYTES = 512 * 1024**2
 
 Backend = Literal["auto", "tensorstore", "zarr"]
 
+# pids of processes that have opened a tensorstore array: tensorstore's threads do not survive
+# fork, so a DataLoader forked from such a process must start its workers another way.
+_TS_USED_IN: set[int] = set()
+
 # One tensorstore Context per (process, cache size): every array opened by any reader of this
 # process with the same cache size shares one bounded pool of decoded chunks.
 _TS_CONTEXTS: dict[tuple[int, int], Any] = {}
@@ -50,6 +54,11 @@ def _tensorstore_context(cache_bytes: int) -> Any:
             context = ts.Context(spec)
             _TS_CONTEXTS[key] = context
         return context
+
+
+def tensorstore_used_in_this_process() -> bool:
+    """Whether this process has opened a tensorstore array (unsafe to fork afterwards)."""
+    return os.getpid() in _TS_USED_IN
 
 
 def tensorstore_available() -> bool:
@@ -164,6 +173,7 @@ class PatchReader:
         self._arrays: dict[str, Any] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._pid = os.getpid()
 
     # ---------------------------------------------------------------- metadata
 
@@ -251,8 +261,15 @@ class PatchReader:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._pid = os.getpid()
 
     def _array(self, position: str) -> Any:
+        if self._pid != os.getpid():
+            # forked child: handles (and their I/O threads) belong to the parent process
+            self._arrays = {}
+            self._executor = None
+            self._lock = threading.Lock()
+            self._pid = os.getpid()
         array = self._arrays.get(position)
         if array is not None:
             return array
@@ -276,6 +293,7 @@ class PatchReader:
                 "recheck_cached_metadata": "open",
             }
             context = _tensorstore_context(self.cache_bytes)
+            _TS_USED_IN.add(os.getpid())
             return ts.open(spec, read=True, context=context).result()
         import zarr
 
@@ -339,13 +357,16 @@ class PatchReader:
             return np.asarray(array[(box.t, channel, *region)])
         return np.stack([np.asarray(array[(box.t, c, *region)]) for c in box.channels])
 
-    def read_patches(self, boxes: Sequence[PatchBox]) -> np.ndarray:
+    def read_patches(self, boxes: Sequence[PatchBox], out: np.ndarray | None = None) -> np.ndarray:
         """Read many boxes in one batched call.
 
         Parameters
         ----------
         boxes : Sequence[PatchBox]
             Boxes of identical size (channels count and Z/Y/X extents).
+        out : np.ndarray, optional
+            Array of shape (N, C, Z, Y, X) to read into (e.g. a view of shared memory);
+            values are cast to its dtype.
 
         Returns
         -------
@@ -368,9 +389,12 @@ class PatchReader:
                     f"and {box.size} (position '{box.position}')"
                 )
             self._check_box(box)
-        dtypes = {self._info(box.position).dtype for box in boxes}
-        dtype = dtypes.pop() if len(dtypes) == 1 else np.result_type(*dtypes)
-        out = np.empty((len(boxes), *size), dtype=dtype)
+        if out is None:
+            dtypes = {self._info(box.position).dtype for box in boxes}
+            dtype = dtypes.pop() if len(dtypes) == 1 else np.result_type(*dtypes)
+            out = np.empty((len(boxes), *size), dtype=dtype)
+        elif out.shape != (len(boxes), *size):
+            raise ValueError(f"out has shape {out.shape}, expected {(len(boxes), *size)}")
         if self.backend == "tensorstore":
             futures = []
             for box in boxes:
@@ -389,6 +413,7 @@ class PatchReader:
         if len(boxes) == 1:
             out[0] = self._read_one_zarr(boxes[0])
             return out
+        self._array(boxes[0].position)  # resets handles after a fork
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
                 max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="patch-reader"

@@ -6,9 +6,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import default_collate
+from torch.utils.data import default_collate, get_worker_info
 
 from viscy_data._typing import HCSStackIndex, NormMeta, OneOrSeq, Sample
 
@@ -178,13 +179,97 @@ class ComposeDict:
 # ------------------------------------------------------------------ collation
 
 
+def _in_worker() -> bool:
+    return get_worker_info() is not None
+
+
+def batch_buffer(shape: Sequence[int], dtype: torch.dtype) -> Tensor:
+    """An empty tensor for a batch: in shared memory inside a DataLoader worker, so that
+    sending it to the main process copies nothing."""
+    buffer = torch.empty(tuple(shape), dtype=dtype)
+    return buffer.share_memory_() if _in_worker() else buffer
+
+
+def _batch_view(values: Sequence[Tensor]) -> Tensor | None:
+    """The (B, ...) tensor that ``values`` are consecutive equal-stride views of, if any."""
+    first = values[0]
+    if len(values) < 2:
+        return first.unsqueeze(0) if _in_worker() and first.is_shared() else None
+    ptr = first.untyped_storage().data_ptr()
+    step = values[1].storage_offset() - first.storage_offset()
+    if step <= 0:
+        return None
+    for i, value in enumerate(values):
+        if (
+            value.untyped_storage().data_ptr() != ptr
+            or value.shape != first.shape
+            or value.stride() != first.stride()
+            or value.dtype != first.dtype
+            or value.storage_offset() != first.storage_offset() + i * step
+        ):
+            return None
+    return torch.as_strided(
+        first, (len(values), *first.shape), (step, *first.stride()), first.storage_offset()
+    )
+
+
+def _stack(values: Sequence[Tensor]) -> Tensor:
+    """``torch.stack`` without copying when the values are views of one batch tensor; in a
+    DataLoader worker, otherwise straight into shared memory (no copy when the batch is
+    sent to the main process)."""
+    view = _batch_view(values)
+    if view is not None:
+        return view
+    if not _in_worker():
+        return torch.stack(list(values))
+    first = values[0]
+    numel = sum(v.numel() for v in values)
+    storage = first._typed_storage()._new_shared(numel, device=first.device)
+    out = first.new(storage).resize_(len(values), *first.shape)
+    return torch.stack(list(values), out=out)
+
+
+def _leaves(tree: Any, prefix: tuple = ()) -> list[tuple]:
+    if isinstance(tree, Mapping):
+        return [leaf for k, v in tree.items() for leaf in _leaves(v, (*prefix, k))]
+    return [prefix]
+
+
+def _get(tree: Any, path: tuple) -> Any:
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def _set(tree: dict, path: tuple, value: Any) -> None:
+    for key in path[:-1]:
+        tree = tree.setdefault(key, {})
+    tree[path[-1]] = value
+
+
+def _collate_norm_meta(values: Sequence[Any]) -> Any:
+    """Nested statistics -> tensors of shape (B,), all views of one float64 tensor (one
+    shared-memory transfer per batch instead of one per statistic)."""
+    if any(v is None for v in values):
+        return None
+    paths = _leaves(values[0])
+    try:
+        matrix = np.array([[float(_get(v, path)) for v in values] for path in paths])
+    except (KeyError, TypeError, ValueError):
+        return default_collate(values)
+    if any(_leaves(v) != paths for v in values[1:]):
+        return default_collate(values)
+    table = torch.from_numpy(matrix)
+    out: dict = {}
+    for row, path in enumerate(paths):
+        _set(out, path, table[row])
+    return out
+
+
 def _collate_index(indices: Sequence[Any]) -> Any:
     if all(isinstance(i, HCSStackIndex) for i in indices):
-        return HCSStackIndex(
-            image=[i.image for i in indices],
-            time=torch.tensor([int(i.time) for i in indices]),
-            z=torch.tensor([int(i.z) for i in indices]),
-        )
+        time_z = torch.tensor([[int(i.time) for i in indices], [int(i.z) for i in indices]])
+        return HCSStackIndex(image=[i.image for i in indices], time=time_z[0], z=time_z[1])
     if all(isinstance(i, Mapping) for i in indices):
         return {key: [i[key] for i in indices] for key in indices[0]}
     return list(indices)
@@ -211,14 +296,14 @@ def collate_samples(batch: Sequence[Sample | Sequence[Sample]]) -> Sample:
         if key == "index":
             collated[key] = _collate_index(values)
         elif all(isinstance(v, Tensor) for v in values):
-            collated[key] = torch.stack(values)
+            collated[key] = _stack(values)
         elif key.endswith("norm_meta"):
-            collated[key] = None if any(v is None for v in values) else default_collate(values)
+            collated[key] = _collate_norm_meta(values)
         elif all(isinstance(v, Sequence) and not isinstance(v, str) for v in values) and all(
             all(isinstance(x, Tensor) for x in v) for v in values
         ):
             # a sequence of tensors per sample (e.g. one tensor per channel)
-            collated[key] = [torch.stack(parts) for parts in zip(*values, strict=True)]
+            collated[key] = [_stack(parts) for parts in zip(*values, strict=True)]
         else:
             collated[key] = values
     return collated  # type: ignore[return-value]

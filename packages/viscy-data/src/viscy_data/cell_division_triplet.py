@@ -253,6 +253,7 @@ class CellDivisionTripletDataModule(HCSDataModule):
             persistent_workers=persistent_workers,
             prefetch_factor=prefetch_factor,
             pin_memory=pin_memory,
+            seed=seed,
         )
         _check_time_interval(time_interval)
         self.data_path = Path(data_path)

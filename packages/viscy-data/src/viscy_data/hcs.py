@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import multiprocessing
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -18,7 +20,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from viscy_data._imports import optional_import
-from viscy_data._reader import PatchBox, PatchReader
+from viscy_data._reader import PatchBox, PatchReader, tensorstore_used_in_this_process
 from viscy_data._typing import ChannelMap, NormMeta
 from viscy_data._utils import (
     ComposeDict,
@@ -32,6 +34,8 @@ from viscy_data.select import filter_fov_names
 from viscy_data.sliding_window import MaskTestDataset, SlidingWindowDataset, _center_crop_yx
 
 __all__ = ["HCSDataModule"]
+
+_logger = logging.getLogger(__name__)
 
 # Transforms whose class name contains one of these move pixels across the patch border, so
 # without an explicit crop in the pipeline we read a margin that covers a 45 degree rotation.
@@ -83,7 +87,9 @@ def required_yx(transforms: Iterable[Callable] | None, out_yx: Sequence[int]) ->
 class HCSDataModule(LightningDataModule):
     """Lightning DataModule for translation between channels of an HCS OME-Zarr plate.
 
-    Samples are ``z_window_size``-slice windows at every (FOV, t, z). Training reads, at a
+    Samples are ``z_window_size``-slice windows at every (FOV, t, z). Without CPU transforms
+    for a stage, batches leave the DataLoader in the store's dtype (e.g. uint16, half the
+    bytes) and become float32 on the device in ``on_after_batch_transfer``. Training reads, at a
     random Y/X place, only the window the augmentations need (the largest crop they make,
     or ``yx_patch_size`` plus a rotation margin), never the whole FOV; validation reads the
     FOV center; test and predict read whole FOVs.
@@ -387,6 +393,7 @@ class HCSDataModule(LightningDataModule):
             target_2d=self.target_2d,
             reader=reader,
             cache_bytes=self.cache_bytes,
+            float_output=False,  # integer patches are converted on the device
             **kwargs,
         )
 
@@ -480,6 +487,21 @@ class HCSDataModule(LightningDataModule):
             nonzero=False,
         )
 
+    def _start_method(self) -> str | None:
+        """Worker start method: the configured one; ``spawn`` instead of a default ``fork``
+        once this process has used tensorstore (its threads do not survive a fork)."""
+        if self.num_workers == 0:
+            return None
+        if self.multiprocessing_context is not None:
+            return self.multiprocessing_context
+        if multiprocessing.get_start_method(allow_none=True) in (None, "fork") and (
+            multiprocessing.get_context().get_start_method() == "fork"
+            and tensorstore_used_in_this_process()
+        ):
+            _logger.info("tensorstore was used in this process: DataLoader workers use spawn")
+            return "spawn"
+        return None
+
     def _loader(self, dataset: SlidingWindowDataset, shuffle: bool) -> DataLoader:
         workers = self.num_workers
         return DataLoader(
@@ -491,7 +513,7 @@ class HCSDataModule(LightningDataModule):
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and workers > 0,
             prefetch_factor=self.prefetch_factor if workers > 0 else None,
-            multiprocessing_context=self.multiprocessing_context if workers > 0 else None,
+            multiprocessing_context=self._start_method(),
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -512,8 +534,11 @@ class HCSDataModule(LightningDataModule):
         The transforms see ``{channel: (B, 1, Z, Y, X), "norm_meta": ...}``; source and
         target are stacked back and center-cropped to ``yx_patch_size``.
         """
+        if not isinstance(batch, dict):
+            return batch
+        batch = self.to_float(batch)
         trainer = getattr(self, "trainer", None)
-        if trainer is None or not isinstance(batch, dict):
+        if trainer is None:
             return batch
         if trainer.training:
             transforms = self.gpu_augmentations
@@ -524,6 +549,16 @@ class HCSDataModule(LightningDataModule):
         if not transforms:
             return batch
         return self.apply_batch_transforms(batch, transforms)
+
+    @staticmethod
+    def to_float(batch: dict) -> dict:
+        """Convert integer ``source``/``target`` tensors (store dtype) to float32."""
+        out = dict(batch)
+        for key in ("source", "target"):
+            value = out.get(key)
+            if isinstance(value, Tensor) and not value.is_floating_point():
+                out[key] = value.to(torch.float32)
+        return out
 
     def apply_batch_transforms(self, batch: dict, transforms: Sequence[Callable]) -> dict:
         """Run channel-keyed dictionary ``transforms`` on a collated batch."""

@@ -381,6 +381,7 @@ class _EpochPlan:
         self.times = s._times[rows] if s._times is not None else None
         self.group_codes_rows = s._group_codes[rows]
         self._leak_cursor: _Cursor | None = None
+        self._count_cache: dict[tuple[int, bytes], np.ndarray] = {}
 
     def _cursor(self, pool: int) -> _Cursor:
         cur = self.cursors.get(pool)
@@ -390,10 +391,25 @@ class _EpochPlan:
         return cur
 
     def _stratum_counts(self, total: int, available: np.ndarray) -> np.ndarray:
-        shares = np.where(available > 0, self.s._stratum_ratio, 0.0)
-        if shares.sum() <= 0:
-            shares = (available > 0).astype(np.float64)
-        return _split_counts(total, shares)
+        present = available > 0
+        key = (total, present.tobytes())
+        counts = self._count_cache.get(key)
+        if counts is None:
+            shares = np.where(present, self.s._stratum_ratio, 0.0)
+            if shares.sum() <= 0:
+                shares = present.astype(np.float64)
+            counts = self._count_cache[key] = _split_counts(total, shares)
+        return counts.copy()
+
+    def _distinct(self, lo: int, hi: int, k: int) -> np.ndarray:
+        """``k`` distinct integers from ``[lo, hi)`` in random order (``k <= hi - lo``)."""
+        m = hi - lo
+        if 4 * k < m:  # sparse: draws with replacement are usually distinct already
+            draws = self.rng.integers(lo, hi, size=k)
+            ordered = np.sort(draws)
+            if not (ordered[1:] == ordered[:-1]).any():
+                return draws
+        return lo + self.rng.choice(m, size=k, replace=False)
 
     def _draw_window(self, group: int, total: int, focal: float) -> np.ndarray:
         """Up to ``total`` distinct positions within the focal window, stratified."""
@@ -415,7 +431,7 @@ class _EpochPlan:
             extra = np.minimum(_split_counts(min(short, int(room.sum())), room), room)
             counts += extra
         parts = [
-            a + self.rng.choice(b - a, size=int(c), replace=False)
+            self._distinct(int(a), int(b), int(c))
             for (a, b), c in zip(lo_hi, counts, strict=True)
             if c > 0
         ]
@@ -469,6 +485,9 @@ class _EpochPlan:
     def _dedupe(self, batch: np.ndarray, group: int) -> np.ndarray:
         """Replace repeated anchors within a batch (from the window/global overlap)."""
         for _ in range(8):
+            ordered = np.sort(batch)
+            if not (ordered[1:] == ordered[:-1]).any():
+                return batch
             uniq, first = np.unique(batch, return_index=True)
             if len(uniq) == len(batch):
                 return batch

@@ -15,6 +15,7 @@ from viscy_data._reader import PatchBox, PatchReader
 from viscy_data._typing import ChannelMap, HCSStackIndex, NormMeta, Sample
 from viscy_data._utils import (
     _search_int_in_str,
+    batch_buffer,
     channel_indices,
     ensure_channel_list,
     read_norm_meta,
@@ -80,7 +81,7 @@ class SlidingWindowDataset(Dataset):
         Image array holding foreground masks; adds ``fg_mask`` (target-shaped) to samples.
     preloaded_fovs : list of Tensor, optional
         One (T, C, Z, Y, X) tensor per position (e.g. memory-mapped) read instead of the
-        store; channels must be in store order.
+        store, holding the source then the target channels (in that order).
     yx_window : tuple of int, optional
         Read only this Y/X window (crop on read) instead of the whole FOV.
     yx_placement : {"center", "random"}
@@ -91,6 +92,13 @@ class SlidingWindowDataset(Dataset):
         Keep only the center Z slice of the target.
     reader : PatchReader, optional
         Reader of the positions' store (one is created when not given).
+    cache_bytes : int, optional
+        Chunk-cache size of a reader created here (see :class:`PatchReader`).
+    float_output : bool
+        Convert patches to float32 in the dataset. With ``False`` and no ``transform``,
+        ``source``/``target`` keep the store's dtype (e.g. uint16: half the bytes to
+        collate and transfer) and the consumer converts them (``HCSDataModule`` does so
+        on the device in ``on_after_batch_transfer``).
     """
 
     def __init__(
@@ -113,8 +121,10 @@ class SlidingWindowDataset(Dataset):
         target_2d: bool = False,
         reader: PatchReader | None = None,
         cache_bytes: int | None = None,
+        float_output: bool = True,
     ) -> None:
         super().__init__()
+        self.float_output = float_output
         if not positions:
             raise ValueError("SlidingWindowDataset needs at least one position")
         stores = {_position_store_and_name(p)[0] for p in positions}
@@ -215,15 +225,20 @@ class SlidingWindowDataset(Dataset):
 
     # ---------------------------------------------------------------- reads
 
-    def _read(self, boxes: list[PatchBox], positions: list[int]) -> np.ndarray:
+    def _read(
+        self, boxes: list[PatchBox], positions: list[int], out: np.ndarray | None = None
+    ) -> np.ndarray:
         if self.preloaded_fovs is None:
-            return self.reader.read_patches(boxes)
-        out = []
+            return self.reader.read_patches(boxes, out=out)
+        patches = []
         for p, box in zip(positions, boxes, strict=True):
+            # preloaded tensors hold the source then the target channels
             fov = self.preloaded_fovs[p]
-            patch = fov[box.t, list(box.channels), slice(*box.z), slice(*box.y), slice(*box.x)]
-            out.append(np.asarray(patch))
-        return np.stack(out)
+            patches.append(np.asarray(fov[box.t, :, slice(*box.z), slice(*box.y), slice(*box.x)]))
+        if out is not None:
+            out[:] = np.stack(patches)
+            return out
+        return np.stack(patches)
 
     def _nonzero_ok(self, patch: np.ndarray) -> bool:
         if self.min_nonzero_fraction <= 0:
@@ -231,12 +246,26 @@ class SlidingWindowDataset(Dataset):
         values = patch[self._nonzero_pos]
         return float((values > self.nonzero_threshold).mean()) >= self.min_nonzero_fraction
 
-    def _read_windows(self, indices: Sequence[int]) -> tuple[list[int], list[PatchBox], np.ndarray]:
+    def _read_windows(
+        self, indices: Sequence[int]
+    ) -> tuple[list[int], list[PatchBox], np.ndarray, Tensor]:
+        """Boxes of a batch and their patches, read into one (N, C, Z, Y, X) tensor (in
+        shared memory inside a worker when the samples are passed on as views of it)."""
         channels = tuple(self.source_idx + self.target_idx)
         located = [self._box(int(i), channels) for i in indices]
         positions = [p for p, _ in located]
         boxes = [b for _, b in located]
-        patches = self._read(boxes, positions)
+        if self.float_output or self.transform is not None or self.preloaded_fovs is not None:
+            dtype = np.dtype(np.float32)
+        else:
+            dtype = self.reader.dtype(boxes[0].position)
+        shape = (len(boxes), *boxes[0].size)
+        torch_dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+        if self.transform is None:
+            buffer = batch_buffer(shape, torch_dtype)
+        else:  # transforms make new tensors anyway
+            buffer = torch.empty(shape, dtype=torch_dtype)
+        patches = self._read(boxes, positions, out=buffer.numpy())
         if self.min_nonzero_fraction > 0:
             for _ in range(self.max_nonzero_retries):
                 bad = [i for i, patch in enumerate(patches) if not self._nonzero_ok(patch)]
@@ -249,26 +278,40 @@ class SlidingWindowDataset(Dataset):
                 for j, i in enumerate(bad):
                     positions[i], boxes[i] = redo[j]
                     patches[i] = again[j]
-        return positions, boxes, patches
+        return positions, boxes, patches, buffer
 
-    def _sample(self, p: int, box: PatchBox, patch: np.ndarray, fg: np.ndarray | None) -> Any:
-        data = torch.from_numpy(patch.astype(np.float32, copy=False))
-        names = self.source_channels + self.target_channels
-        sample: dict[str, Any] = {name: data[i : i + 1] for i, name in enumerate(names)}
+    def _sample(self, p: int, box: PatchBox, data: Tensor, fg: Tensor | None) -> Any:
+        """One sample from its (C, Z, Y, X) float patch (a view into the batch array)."""
+        index = HCSStackIndex(box.position, box.t, box.z[0])
         norm_meta = resolve_norm_meta(self.norm_meta[p], box.t)
+        if self.transform is None:
+            # no per-channel dict needed: source and target are views of the patch
+            n_source = len(self.source_channels)
+            sample: dict[str, Any] = {"_source": data[:n_source], "_target": data[n_source:]}
+            if norm_meta is not None:
+                sample["norm_meta"] = norm_meta
+            if fg is not None:
+                sample["fg_mask"] = fg
+            return self._assemble(sample, index)
+        names = self.source_channels + self.target_channels
+        sample = {name: data[i : i + 1] for i, name in enumerate(names)}
         if norm_meta is not None:
             sample["norm_meta"] = norm_meta
         if fg is not None:
-            sample["fg_mask"] = torch.from_numpy(fg.astype(np.float32, copy=False))
-        if self.transform is not None:
-            sample = self.transform(sample)
-        index = HCSStackIndex(box.position, box.t, box.z[0])
+            sample["fg_mask"] = fg
+        sample = self.transform(sample)
         if isinstance(sample, Mapping):
             return self._assemble(sample, index)
         return [self._assemble(s, index) for s in sample]
 
     def _stack(self, sample: Mapping[str, Any], names: list[str]) -> Tensor:
-        stacked = torch.cat([torch.as_tensor(sample[name]) for name in names], dim=0)
+        key = "_source" if names is self.source_channels else "_target"
+        if key in sample:
+            stacked = sample[key]
+        elif len(names) == 1:
+            stacked = torch.as_tensor(sample[names[0]])
+        else:
+            stacked = torch.cat([torch.as_tensor(sample[name]) for name in names], dim=0)
         if self.output_yx is not None:
             stacked = _center_crop_yx(stacked, self.output_yx)
         return stacked
@@ -294,15 +337,16 @@ class SlidingWindowDataset(Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> list[Any]:
         """Read the windows of a whole batch in one call, then transform each sample."""
-        positions, boxes, patches = self._read_windows(indices)
-        fgs: list[np.ndarray | None] = [None] * len(boxes)
+        positions, boxes, _, data = self._read_windows(indices)  # samples are views of data
+        fgs: list[Tensor | None] = [None] * len(boxes)
         if self.fg_reader is not None:
             fg_channels = tuple(self.target_idx or self.source_idx[:1])
             fg_boxes = [PatchBox(b.position, b.t, fg_channels, b.z, b.y, b.x) for b in boxes]
-            fgs = list(self.fg_reader.read_patches(fg_boxes))
+            fg_data = self.fg_reader.read_patches(fg_boxes).astype(np.float32, copy=False)
+            fgs = list(torch.from_numpy(fg_data))
         return [
             self._sample(p, box, patch, fg)
-            for p, box, patch, fg in zip(positions, boxes, patches, fgs, strict=True)
+            for p, box, patch, fg in zip(positions, boxes, data, fgs, strict=True)
         ]
 
     def __getitem__(self, index: int) -> Any:

@@ -194,7 +194,10 @@ class TripletDataset(Dataset):
         self.seed = int(seed)
         self.channel_names = list(channel_names)
         self.channel_indices = self._channel_indices(self.channel_names)
-        self.z_range = (int(z_range.start or 0), int(z_range.stop))
+        if isinstance(z_range, slice):
+            self.z_range = (int(z_range.start or 0), int(z_range.stop))
+        else:  # a (start, stop) pair works too
+            self.z_range = (int(z_range[0]), int(z_range[1]))
         self.yx_patch_size = (int(initial_yx_patch_size[0]), int(initial_yx_patch_size[1]))
         shapes = [reader.shape(name) for name in self.fov_names]
         self._check_geometry(shapes)
@@ -495,6 +498,8 @@ class TripletDataModule(HCSDataModule):
             persistent_workers=persistent_workers,
             prefetch_factor=prefetch_factor,
             pin_memory=pin_memory,
+            seed=seed,
+            cache_bytes=cache_pool_bytes,
         )
         self.data_path = Path(data_path)
         self.tracks_path = Path(tracks_path)
@@ -576,6 +581,9 @@ class TripletDataModule(HCSDataModule):
 
         tables = self._load_tracks(reader, fov_names, require_all=not fit)
         positions = [plate[name] for name in fov_names]
+        norm_metas = [read_norm_meta(p) for p in positions]
+        # normalization transforms need their statistics in every FOV: fail here, not on GPU
+        self._check_norm_meta(fov_names, dict(zip(fov_names, norm_metas, strict=True)), reader)
         return TripletDataset(
             positions=positions,
             tracks_tables=tables,
@@ -591,7 +599,7 @@ class TripletDataModule(HCSDataModule):
             reader=reader,
             exclude_border_cells=self.exclude_border_cells,
             seed=self.seed,
-            norm_metas=[read_norm_meta(p) for p in positions],
+            norm_metas=norm_metas,
         )
 
     def setup(self, stage: str | None = None) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -116,7 +116,8 @@ class BatchedRandDictMixin:
         self.transform.set_random_state(seed, state)  # type: ignore[attr-defined]
         return self
 
-    def __call__(self, data):
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        """Apply the wrapped transform to every key with one draw of parameters."""
         d = dict(data)
         randomize = True
         for key in self.key_iterator(d):  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from jsonargparse import lazy_instance  # noqa: F401  (handy in user configs)
@@ -33,5 +34,8 @@ class VisCyCLI(LightningCLI):
 
 def run_cli(argv: list[str]) -> int:
     """Run one LightningCLI subcommand (``argv[0]``) with ``base:`` configs composed."""
-    VisCyCLI(args=argv)
+    with warnings.catch_warnings():
+        # argv is sys.argv after config composition, not a second set of arguments
+        warnings.filterwarnings("ignore", message=".*not recommended to provide both args")
+        VisCyCLI(args=argv)
     return 0

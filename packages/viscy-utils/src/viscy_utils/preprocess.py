@@ -19,6 +19,7 @@ re-running replaces the entries of the channels it computes and keeps others.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 import zlib
 from collections.abc import Sequence
@@ -86,9 +87,12 @@ def sample_fov_pixels(
         n_t = array.shape[0]
         samples = {}
         for t in range(n_t):
-            volume = np.asarray(array[t])  # (C, Z, Y, X)
-            grid = volume[list(channel_indices), :, ::grid_spacing, ::grid_spacing]
-            samples[t] = grid.reshape(len(channel_indices), -1).astype(np.float32)
+            # one (Z, Y, X) volume in memory at a time, only the requested channels
+            grids = [
+                np.asarray(array[t, c])[:, ::grid_spacing, ::grid_spacing].astype(np.float32)
+                for c in channel_indices
+            ]
+            samples[t] = np.stack([g.ravel() for g in grids])
     return samples
 
 
@@ -124,6 +128,7 @@ def compute_normalization_stats(
     image_key: str = "0",
     max_dataset_samples_per_fov: int = 200_000,
     progress: bool = True,
+    mp_start_method: str | None = None,
 ) -> PlateStatistics:
     """Compute normalization statistics of a plate without writing anything.
 
@@ -143,6 +148,9 @@ def compute_normalization_stats(
         Cap on the pixels each FOV contributes to the dataset-level statistics.
     progress : bool
         Show a tqdm progress bar over FOVs.
+    mp_start_method : str, optional
+        ``"fork"``, ``"spawn"`` or ``"forkserver"`` for the worker processes
+        (the platform default when None). Workers open the plate themselves.
 
     Returns
     -------
@@ -182,7 +190,9 @@ def compute_normalization_stats(
             fovs[name] = compute_fov_statistics(data_path, name, *args)
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=min(num_workers, len(fov_names))) as pool:
+        context = multiprocessing.get_context(mp_start_method)
+        workers = min(num_workers, len(fov_names))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures = {
                 pool.submit(compute_fov_statistics, data_path, name, *args): name
                 for name in fov_names
@@ -228,6 +238,7 @@ def generate_normalization_metadata(
     image_key: str = "0",
     max_dataset_samples_per_fov: int = 200_000,
     progress: bool = True,
+    mp_start_method: str | None = None,
 ) -> PlateStatistics:
     """Compute normalization statistics of a plate and write them into its metadata.
 
@@ -246,6 +257,7 @@ def generate_normalization_metadata(
         image_key,
         max_dataset_samples_per_fov,
         progress,
+        mp_start_method,
     )
     write_normalization_metadata(data_path, stats)
     return stats
@@ -274,6 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="pixels per FOV used for dataset statistics (default 200000)",
     )
+    parser.add_argument(
+        "--mp_start_method",
+        choices=("fork", "spawn", "forkserver"),
+        help="start method of the worker processes (default: the platform's)",
+    )
     parser.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -284,6 +301,7 @@ _DEFAULTS = {
     "grid_spacing": 32,
     "image_key": "0",
     "max_dataset_samples_per_fov": 200_000,
+    "mp_start_method": None,
 }
 
 
