@@ -168,7 +168,8 @@ def test_on_after_batch_transfer_transforms_and_crop(experiments_yaml):
     dm = _module(experiments_yaml, normalizations=[scale], channel_dropout_prob=0.0)
     dm.setup("fit")
     raw = dm.train_dataset.__getitems__(list(range(4)))
-    anchor = raw["anchor"].clone()
+    assert raw["anchor"].dtype == torch.uint16  # plates' dtype through the loader
+    anchor = raw["anchor"].float()
     out = dm.on_after_batch_transfer(raw, 0)
     assert calls == [["GFP", "Phase3D"], ["GFP", "Phase3D"]]  # anchor and positive
     assert not any(k.endswith("norm_meta") for k in out)
@@ -203,6 +204,10 @@ def test_bad_configuration_errors(experiments_yaml):
         _module(experiments_yaml, val_experiments=["exp_a", "exp_b", "exp_c"]).setup("fit")
     with pytest.raises(ValueError, match="channel_dropout_channels"):
         _module(experiments_yaml, channel_dropout_channels=[4]).setup("fit")
+    huge = _module(experiments_yaml, batch_size=100_000)
+    huge.setup("fit")
+    with pytest.raises(ValueError, match="batch_size=100000"):
+        huge.train_dataloader()
     with pytest.raises(ValueError, match="final_yx_patch_size"):
         _module(experiments_yaml, final_yx_patch_size=(64, 64))
 

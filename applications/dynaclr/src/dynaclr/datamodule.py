@@ -229,6 +229,8 @@ class MultiExperimentDataModule(LightningDataModule):
             return_negative=self.return_negative,
             seed=seed,
             cache_bytes=self.cache_pool_bytes,
+            # plates' dtype through the loader (half the bytes for uint16); float on device
+            float_output=False,
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -281,7 +283,7 @@ class MultiExperimentDataModule(LightningDataModule):
         if self.train_dataset is None:
             raise RuntimeError("call setup('fit') first")
         num_replicas, rank = self._distributed()
-        return FlexibleBatchSampler(
+        sampler = FlexibleBatchSampler(
             self.train_dataset.index.valid_anchors,
             batch_size=self.batch_size,
             experiment_aware=self.experiment_aware,
@@ -297,6 +299,12 @@ class MultiExperimentDataModule(LightningDataModule):
             seed=self.seed,
             drop_last=True,
         )
+        if len(sampler) == 0:
+            raise ValueError(
+                f"{len(self.train_dataset)} training anchors over {num_replicas} rank(s) do not "
+                f"fill one batch of batch_size={self.batch_size}"
+            )
+        return sampler
 
     def train_dataloader(self) -> Any:
         return self._loader(self.train_dataset, batch_sampler=self.train_sampler())
@@ -351,6 +359,8 @@ class MultiExperimentDataModule(LightningDataModule):
                 continue
             norm_meta = batch.pop(f"{key}_norm_meta", None)
             patch = batch[key]
+            if not patch.is_floating_point():
+                patch = patch.float()
             if transforms:
                 patch = apply_channel_wise(transforms, channels, patch, norm_meta)
             patch = center_crop_yx(patch, self.final_yx_patch_size)

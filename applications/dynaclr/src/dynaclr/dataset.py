@@ -10,7 +10,7 @@ zeros there.
 
 Batch dict (before ``on_after_batch_transfer``)::
 
-    {"anchor": (B, C, Z, Y, X) float32, "positive": ..., ["negative": ...],
+    {"anchor": (B, C, Z, Y, X) float32 (or the plates' dtype), "positive": ..., ["negative": ...],
      "anchor_norm_meta": {channel: {level: {stat: (B,) float32}}} | None, ...,
      ["index": {column: list}]}
 """
@@ -135,6 +135,10 @@ class MultiExperimentTripletDataset(Dataset):
         Image array within each FOV.
     backend : str
         ``"auto"``, ``"tensorstore"`` or ``"zarr"`` (see ``viscy_data._reader.PatchReader``).
+    float_output : bool
+        Return float32 patches. ``False`` keeps the plates' dtype (e.g. uint16: half the
+        bytes through the loader and to the device), for pipelines that convert on device
+        (``MultiExperimentDataModule`` does).
     """
 
     def __init__(
@@ -147,6 +151,7 @@ class MultiExperimentTripletDataset(Dataset):
         cache_bytes: int | None = None,
         array_key: str = "0",
         backend: str = "auto",
+        float_output: bool = True,
     ) -> None:
         from iohub.ngff import open_ome_zarr
 
@@ -156,6 +161,7 @@ class MultiExperimentTripletDataset(Dataset):
         self.return_negative = return_negative
         self.return_index = return_index
         self.seed = int(seed)
+        self.float_output = bool(float_output)
         registry = index.registry
         self.channel_names = list(registry.active_channels)
 
@@ -190,6 +196,9 @@ class MultiExperimentTripletDataset(Dataset):
                 with open_ome_zarr(exp.data_path, mode="r", layout="hcs") as plate:
                     for name in names:
                         metas[fov_of[(exp.name, name)]] = _read_norm_meta(plate[name])
+        self._dtype = np.result_type(
+            *(self.readers[e].dtype(f) for e, f in fov_keys if e in self.readers)
+        )
         frames = [index.image_shapes[k][0] for k in fov_keys]
         self._norm = _NormTable(metas, frames, self.channel_names)
         pair = pd.MultiIndex.from_arrays(
@@ -232,7 +241,7 @@ class MultiExperimentTripletDataset(Dataset):
         return neg
 
     def _read(self, rows: np.ndarray) -> Tensor:
-        """Patches of tracks rows as (N, C_active, Z, Y, X) float32, one read per experiment."""
+        """Patches of tracks rows as (N, C_active, Z, Y, X), one read per experiment."""
         from viscy_data._reader import PatchBox
 
         ph, pw = self.index.yx_patch_size
@@ -264,15 +273,18 @@ class MultiExperimentTripletDataset(Dataset):
                 )
             ]
             patches = self.readers[name].read_patches(boxes)
+            if self.float_output:
+                patches = patches.astype(np.float32, copy=False)
             full = len(present) == n_channels
             if len(codes) == 1 and full:
-                # the common experiment-pure batch: one conversion pass, no scatter
-                return torch.from_numpy(patches.astype(np.float32, copy=False))
+                # the common experiment-pure batch: no scatter, no extra copy
+                return torch.from_numpy(patches)
             if out is None:
                 # zeros are only needed where an experiment lacks a channel
                 padded = any(len(self._sources[self._exp_names[c]][1]) < n_channels for c in codes)
                 alloc = np.zeros if padded else np.empty
-                out = alloc((len(rows), n_channels, z[1] - z[0], ph, pw), np.float32)
+                dtype = np.float32 if self.float_output else self._dtype
+                out = alloc((len(rows), n_channels, z[1] - z[0], ph, pw), dtype)
             # rows of one experiment come in a few contiguous runs (one per role, since
             # __getitems__ groups anchors by experiment): copy run by run with slices
             cuts = np.flatnonzero(np.diff(sel) != 1) + 1
