@@ -364,17 +364,17 @@ class HCSDataModule(LightningDataModule):
 
     def _make_dataset(
         self,
-        dataset_cls,
-        reader,
-        positions,
-        transforms,
-        preloaded,
-        yx_window,
-        placement,
-        output_yx,
-        nonzero,
-        **kwargs,
-    ):
+        dataset_cls: type[SlidingWindowDataset],
+        reader: PatchReader,
+        positions: list[Any],
+        transforms: list[Callable],
+        preloaded: list[Tensor] | None,
+        yx_window: tuple[int, int] | None,
+        placement: Literal["center", "random"],
+        output_yx: tuple[int, int] | None,
+        nonzero: bool,
+        **kwargs: Any,
+    ) -> SlidingWindowDataset:
         return dataset_cls(
             positions=positions,
             channels=self.channels,
