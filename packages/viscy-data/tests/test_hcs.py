@@ -298,3 +298,15 @@ def test_no_fork_after_tensorstore_was_used(hcs_plate_v5):
     explicit = _dm(hcs_plate_v5, num_workers=1, multiprocessing_context="forkserver")
     explicit.setup("fit")
     assert explicit.val_dataloader().multiprocessing_context.get_start_method() == "forkserver"
+
+
+def test_predict_on_a_single_position_store(hcs_plate_v5):
+    dm = _dm(type("P", (), {"path": hcs_plate_v5.path / "B" / "1" / "1"}), batch_size=3)
+    dm.setup("predict")
+    batch = dm.on_after_batch_transfer(next(iter(dm.predict_dataloader())), 0)
+    assert batch["source"].shape == (3, 1, 3, 128, 128)
+    assert batch["source"].dtype == torch.float32
+    raw = _raw(hcs_plate_v5, "B/1/1", 0, 0, (0, 3), (0, 128), (0, 128))
+    np.testing.assert_array_equal(batch["source"][0, 0].numpy(), raw)
+    with pytest.raises(ValueError, match="single position"):
+        dm.setup("fit")

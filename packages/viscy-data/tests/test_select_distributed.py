@@ -75,3 +75,21 @@ def test_sharded_sampler_shuffles_per_epoch():
     assert list(again) == first  # seeded
     ordered = ShardedDistributedSampler(data, num_replicas=2, rank=0, shuffle=False)
     assert list(ordered) == list(range(50))
+
+
+def test_worker_sharded_sampler_batches_alternate_shards():
+    from viscy_data.distributed import WorkerShardedSampler
+
+    sampler = WorkerShardedSampler(num_samples=37, batch_size=4, num_workers=2, seed=1)
+    order = list(sampler)
+    assert len(order) == len(sampler) == 2 * 5 * 4  # shards of 18/19 -> 5 batches each
+    batches = [order[i : i + 4] for i in range(0, len(order), 4)]
+    for i, batch in enumerate(batches):
+        shard = range(0, 18) if i % 2 == 0 else range(18, 37)
+        assert all(j in shard for j in batch), (i, batch)
+    assert set(order) == set(range(37))  # every sample each epoch (plus a few repeats)
+    assert list(sampler) != order  # reshuffled on the next iteration
+    sampler.set_epoch(3)
+    again = WorkerShardedSampler(num_samples=37, batch_size=4, num_workers=2, seed=1)
+    again.set_epoch(3)
+    assert list(sampler) == list(again)  # seeded

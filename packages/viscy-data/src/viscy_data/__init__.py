@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "read_norm_meta": "_utils",
     "SelectWell": "select",
     "ShardedDistributedSampler": "distributed",
+    "WorkerShardedSampler": "distributed",
     "FlexibleBatchSampler": "sampler",
     "ChannelDropout": "channel_dropout",
     "read_cell_index": "cell_index",

@@ -396,7 +396,9 @@ class PatchReader:
         elif out.shape != (len(boxes), *size):
             raise ValueError(f"out has shape {out.shape}, expected {(len(boxes), *size)}")
         if self.backend == "tensorstore":
-            futures = []
+            import tensorstore as ts
+
+            sources = []
             for box in boxes:
                 array = self._array(box.position)
                 index = (
@@ -406,9 +408,17 @@ class PatchReader:
                     slice(*box.y),
                     slice(*box.x),
                 )
-                futures.append(array.oindex[index].read())
-            for i, future in enumerate(futures):
-                out[i] = future.result()
+                sources.append(array.oindex[index])
+            if out.flags.c_contiguous and out.flags.writeable:
+                # tensorstore copies every box straight into `out` (one copy, no temporaries)
+                target = ts.array(out, copy=False, write=True)
+                futures = [target[i].write(src) for i, src in enumerate(sources)]
+                for future in futures:
+                    future.result()
+            else:
+                reads = [src.read() for src in sources]
+                for i, future in enumerate(reads):
+                    out[i] = future.result()
             return out
         if len(boxes) == 1:
             out[0] = self._read_one_zarr(boxes[0])

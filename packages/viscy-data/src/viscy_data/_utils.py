@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -186,8 +187,12 @@ def _in_worker() -> bool:
 def batch_buffer(shape: Sequence[int], dtype: torch.dtype) -> Tensor:
     """An empty tensor for a batch: in shared memory inside a DataLoader worker, so that
     sending it to the main process copies nothing."""
-    buffer = torch.empty(tuple(shape), dtype=dtype)
-    return buffer.share_memory_() if _in_worker() else buffer
+    if not _in_worker():
+        return torch.empty(tuple(shape), dtype=dtype)
+    # allocate in shared memory directly (share_memory_() would copy an existing buffer)
+    elem = torch.empty(0, dtype=dtype)
+    storage = elem._typed_storage()._new_shared(math.prod(shape), device="cpu")
+    return elem.new(storage).resize_(tuple(shape))
 
 
 def _batch_view(values: Sequence[Tensor]) -> Tensor | None:

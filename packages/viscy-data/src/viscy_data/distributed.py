@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+import numpy as np
 import torch
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-__all__ = ["ShardedDistributedSampler"]
+__all__ = ["ShardedDistributedSampler", "WorkerShardedSampler"]
 
 
 class ShardedDistributedSampler(DistributedSampler):
@@ -68,3 +69,67 @@ class ShardedDistributedSampler(DistributedSampler):
             generator.manual_seed(self.seed + self.epoch + self.rank * 7919)
             shard = shard[torch.randperm(len(shard), generator=generator)]
         return iter(shard.tolist())
+
+
+class WorkerShardedSampler(Sampler[int]):
+    """Shuffled sample order in which each DataLoader worker reads one contiguous shard.
+
+    A DataLoader hands batches to its worker processes in turn (batch ``i`` to worker
+    ``i % num_workers``). This sampler orders indices so that batch ``i`` comes from shard
+    ``i % num_workers`` of the dataset (contiguous index ranges, i.e. neighbouring FOVs and
+    timepoints), shuffled within the shard every epoch. Each worker then decodes and caches
+    only its own shard's chunks instead of every worker decoding the same chunks. Shards are
+    padded with random repeats to the same whole number of batches, which keeps the
+    batch-to-worker assignment aligned from one epoch to the next.
+
+    Parameters
+    ----------
+    num_samples : int
+        Length of the dataset.
+    batch_size : int
+        Batch size of the DataLoader (shards are cut into batches of this size).
+    num_workers : int
+        Number of DataLoader worker processes (1 gives a plain shuffle, padded to whole
+        batches).
+    seed : int
+        Seed of the shuffle; epoch ``e`` uses ``seed + e``.
+    """
+
+    def __init__(self, num_samples: int, batch_size: int, num_workers: int, seed: int = 0):
+        if num_samples < 1 or batch_size < 1:
+            raise ValueError(
+                f"need num_samples >= 1 and batch_size >= 1, got {num_samples}, {batch_size}"
+            )
+        self.num_samples = int(num_samples)
+        self.batch_size = int(batch_size)
+        self.num_shards = max(1, min(int(num_workers), self.num_samples))
+        self.seed = int(seed)
+        self.epoch = 0
+        self._iterations = 0
+        bounds = np.linspace(0, self.num_samples, self.num_shards + 1).astype(int)
+        self._shards = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        largest = max(b - a for a, b in self._shards)
+        self._batches_per_shard = math.ceil(largest / self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Seed the next epoch's shuffle (called by Lightning)."""
+        self.epoch = int(epoch)
+        self._iterations = 0
+
+    def __len__(self) -> int:
+        return self.num_shards * self._batches_per_shard * self.batch_size
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng([self.seed, self.epoch, self._iterations])
+        self._iterations += 1
+        per_shard = self._batches_per_shard * self.batch_size
+        orders = []
+        for start, stop in self._shards:
+            order = rng.permutation(np.arange(start, stop))
+            pad = per_shard - len(order)
+            if pad > 0:
+                order = np.concatenate([order, rng.choice(order, size=pad, replace=True)])
+            orders.append(order.reshape(self._batches_per_shard, self.batch_size))
+        # batch i of the epoch comes from shard i % num_shards
+        interleaved = np.stack(orders, axis=1).reshape(-1)
+        return iter(interleaved.tolist())

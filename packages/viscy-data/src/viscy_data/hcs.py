@@ -16,7 +16,7 @@ from iohub.ngff import open_ome_zarr
 from lightning.pytorch import LightningDataModule
 from monai.transforms import MapTransform
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from viscy_data._imports import optional_import
@@ -30,6 +30,7 @@ from viscy_data._utils import (
     find_normalize_transforms,
     read_norm_meta,
 )
+from viscy_data.distributed import WorkerShardedSampler
 from viscy_data.select import filter_fov_names
 from viscy_data.sliding_window import MaskTestDataset, SlidingWindowDataset, _center_crop_yx
 
@@ -364,17 +365,17 @@ class HCSDataModule(LightningDataModule):
 
     def _make_dataset(
         self,
-        dataset_cls,
-        reader,
-        positions,
-        transforms,
-        preloaded,
-        yx_window,
-        placement,
-        output_yx,
-        nonzero,
-        **kwargs,
-    ):
+        dataset_cls: type[SlidingWindowDataset],
+        reader: PatchReader,
+        positions: list[Any],
+        transforms: list[Callable],
+        preloaded: list[Tensor] | None,
+        yx_window: tuple[int, int] | None,
+        placement: Literal["center", "random"],
+        output_yx: tuple[int, int] | None,
+        nonzero: bool,
+        **kwargs: Any,
+    ) -> SlidingWindowDataset:
         return dataset_cls(
             positions=positions,
             channels=self.channels,
@@ -502,12 +503,15 @@ class HCSDataModule(LightningDataModule):
             return "spawn"
         return None
 
-    def _loader(self, dataset: SlidingWindowDataset, shuffle: bool) -> DataLoader:
+    def _loader(
+        self, dataset: SlidingWindowDataset, shuffle: bool, sampler: Sampler | None = None
+    ) -> DataLoader:
         workers = self.num_workers
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=workers,
             collate_fn=collate_samples,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
@@ -517,7 +521,17 @@ class HCSDataModule(LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        if self.num_workers > 1 and not self._distributed():
+            # each worker process reads (and caches) one contiguous shard of the windows
+            sampler = WorkerShardedSampler(
+                len(self.train_dataset), self.batch_size, self.num_workers, seed=self.seed
+            )
+            return self._loader(self.train_dataset, shuffle=False, sampler=sampler)
         return self._loader(self.train_dataset, shuffle=True)
+
+    def _distributed(self) -> bool:
+        trainer = getattr(self, "trainer", None)
+        return trainer is not None and getattr(trainer, "world_size", 1) > 1
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_dataset, shuffle=False)
