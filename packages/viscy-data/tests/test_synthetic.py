@@ -239,3 +239,9 @@ def test_command_help_runs_as_module():
         check=True,
     )
     assert "--version" in result.stdout and "--tracks" in result.stdout
+
+
+def test_writing_logs_no_iohub_warning(tmp_path, caplog):
+    with caplog.at_level("WARNING"):
+        write_synthetic_plate(tmp_path / "q.zarr", shape=(1, 1, 1, 32, 32), channel_names=["GFP"])
+    assert not [r for r in caplog.records if r.name.startswith("iohub")]

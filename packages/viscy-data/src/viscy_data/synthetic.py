@@ -19,7 +19,9 @@ or as a command: ``python -m viscy_data.synthetic --help``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -319,6 +321,21 @@ def _default_well_conditions(wells: Sequence[tuple[str, str]]) -> dict[str, str]
     return {f"{r}/{c}": _CONDITIONS[i % 2] for i, (r, c) in enumerate(wells)}
 
 
+def _drop_empty_plate_warning(record: logging.LogRecord) -> bool:
+    return "Cannot read first position metadata" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_empty_plate_warning():
+    """iohub warns that a plate has no first position while we create that position."""
+    logger = logging.getLogger("iohub.ngff.nodes")
+    logger.addFilter(_drop_empty_plate_warning)
+    try:
+        yield
+    finally:
+        logger.removeFilter(_drop_empty_plate_warning)
+
+
 @dataclass
 class _FovJob:
     name: str
@@ -505,13 +522,16 @@ def write_synthetic_plate(
             total=len(wells) * fovs_per_well * n_t, desc=f"Writing {path.name}", unit="frame"
         )
     try:
-        with open_ome_zarr(
-            tmp_plate,
-            layout="hcs",
-            mode="w-",
-            channel_names=list(channel_names),
-            version=version,
-        ) as plate:
+        with (
+            _quiet_empty_plate_warning(),
+            open_ome_zarr(
+                tmp_plate,
+                layout="hcs",
+                mode="w-",
+                channel_names=list(channel_names),
+                version=version,
+            ) as plate,
+        ):
             # Metadata is written serially; pixels are rendered and written per FOV in threads
             # (numpy and the zarr codecs release the GIL).
             jobs = []
