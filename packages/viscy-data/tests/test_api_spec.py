@@ -124,3 +124,15 @@ def _ours_int_default(a, b=0): ...
 def test_signature_check_catches_incompatible_changes(ours, documented, problem):
     problems = api.signature_mismatches(ours, {"params": api._params(documented)})
     assert problem in problems if problem else problems == []
+
+
+def test_a_module_needing_a_missing_extra_is_reported_as_such(tmp_path, monkeypatch):
+    (tmp_path / "_needs_extra.py").write_text(
+        "raise ImportError(\"needs foo: pip install 'pkg[foo]'\")\n"
+    )
+    (tmp_path / "_broken.py").write_text("raise ImportError('a real bug')\n")
+    monkeypatch.syspath_prepend(tmp_path)
+    with pytest.raises(api.MissingExtra, match="pip install"):
+        api.import_module("_needs_extra")
+    with pytest.raises(ImportError, match="a real bug"):
+        api.import_module("_broken")
