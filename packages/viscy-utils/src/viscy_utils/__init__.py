@@ -37,9 +37,15 @@ _EXPORTS: dict[str, str] = {
     "compute_pca": "evaluation.dimensionality_reduction",
     "compute_umap": "evaluation.dimensionality_reduction",
     "plot_embedding": "evaluation.dimensionality_reduction",
-    # helpers
+    # helpers (the 0.1.0 top-level names)
     "configure_adamw_scheduler": "optimizers",
+    "detach_sample": "log_images",
+    "render_images": "log_images",
     "get_val_stats": "mp_utils",
+    "mp_wrapper": "mp_utils",
+    "hist_clipping": "normalize",
+    "zscore": "normalize",
+    "unzscore": "normalize",
     "to_numpy": "tensor_utils",
 }
 
