@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import lightning as L
 import numpy as np
 import pytest
@@ -137,6 +139,7 @@ def test_nonzero_resampling(hcs_plate_v5):
         assert (sample["target"] > threshold).float().mean() >= 0.3
 
 
+@pytest.mark.skipif(importlib.util.find_spec("tensordict") is None, reason="needs viscy-data[mmap]")
 def test_mmap_preload_matches_store(hcs_plate_v5, tmp_path):
     plain = _dm(hcs_plate_v5)
     plain.setup("fit")
@@ -289,6 +292,9 @@ def test_trainer_fit_validate_test_predict(hcs_plate_v5):
     assert isinstance(dm.test_dataset, MaskTestDataset)
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorstore") is None, reason="needs viscy-data[triplet]"
+)
 def test_no_fork_after_tensorstore_was_used(hcs_plate_v5):
     dm = _dm(hcs_plate_v5, num_workers=1)
     dm.setup("fit")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing as mp
 import pickle
 from concurrent.futures import ProcessPoolExecutor
@@ -11,6 +12,10 @@ import pytest
 import zarr
 
 from viscy_data._reader import PatchBox, PatchReader, _tensorstore_context
+
+NEEDS_TENSORSTORE = pytest.mark.skipif(
+    importlib.util.find_spec("tensorstore") is None, reason="needs viscy-data[triplet]"
+)
 
 
 def _truth(plate, box: PatchBox) -> np.ndarray:
@@ -43,7 +48,7 @@ def _random_boxes(reader: PatchReader, n: int, size=(3, 20, 24), seed=0) -> list
     return boxes
 
 
-@pytest.mark.parametrize("backend", ["tensorstore", "zarr"])
+@pytest.mark.parametrize("backend", [pytest.param("tensorstore", marks=NEEDS_TENSORSTORE), "zarr"])
 def test_read_patches_match_zarr(hcs_plate, backend):
     reader = PatchReader(hcs_plate.path, backend=backend)
     assert reader.backend == backend
@@ -61,7 +66,7 @@ def test_read_patches_match_zarr(hcs_plate, backend):
     np.testing.assert_array_equal(single, patches[3])
 
 
-@pytest.mark.parametrize("backend", ["tensorstore", "zarr"])
+@pytest.mark.parametrize("backend", [pytest.param("tensorstore", marks=NEEDS_TENSORSTORE), "zarr"])
 def test_sharded_plate(sharded_plate, backend):
     reader = PatchReader(sharded_plate.path, backend=backend, cache_bytes=0)
     boxes = _random_boxes(reader, 6, size=(5, 40, 70), seed=1)
@@ -136,6 +141,7 @@ def test_pickle_drops_handles_and_reopens(hcs_plate_v5):
     np.testing.assert_array_equal(reader.read_patches(boxes), first)
 
 
+@NEEDS_TENSORSTORE
 def test_cache_context_shared_per_process():
     assert _tensorstore_context(1 << 20) is _tensorstore_context(1 << 20)
     assert _tensorstore_context(0) is not _tensorstore_context(1 << 20)
