@@ -9,8 +9,6 @@ from iohub.ngff import open_ome_zarr
 from viscy_data import HCSStackIndex, read_norm_meta
 from viscy_data._utils import (
     BatchedCenterSpatialCropd,
-    _gather_channels,
-    _scatter_channels,
     _search_int_in_str,
     channel_indices,
     collate_samples,
@@ -95,13 +93,6 @@ def test_collate_keeps_index_and_norm_meta():
     assert batch["norm_meta"]["GFP"]["fov_statistics"]["mean"].tolist() == [0.0, 2.0, 5.0]
     with pytest.raises(ValueError, match="empty"):
         collate_samples([])
-
-
-def test_scatter_gather_roundtrip():
-    patch = torch.arange(2 * 3 * 4 * 4).reshape(2, 3, 4, 4)
-    scattered = _scatter_channels(["a", "b"], patch, None)
-    assert scattered["b"].shape == (1, 3, 4, 4)
-    assert torch.equal(torch.cat(_gather_channels(scattered)), patch)
 
 
 def test_batched_center_crop():

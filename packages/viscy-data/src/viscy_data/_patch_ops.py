@@ -1,4 +1,4 @@
-"""Batch operations shared by the single-cell pipelines (triplet, cell-division triplet).
+"""Batch operations shared by the pipelines (HCS, triplet, cell-division triplet, multi-experiment).
 
 Kept free of viscy-transforms: any dictionary transform (a callable on a dict) plugs in.
 """

@@ -318,41 +318,6 @@ def collate_samples(batch: Sequence[Sample | Sequence[Sample]]) -> Sample:
 _collate_samples = collate_samples
 
 
-# ------------------------------------------------------------------ channel dict helpers
-
-
-def _scatter_channels(
-    channel_names: Sequence[str], patch: Tensor, norm_meta: NormMeta | None
-) -> dict[str, Tensor | NormMeta | None]:
-    """Split a (C, ...) or (B, C, ...) patch into ``{channel: (1, ...)}`` plus ``norm_meta``."""
-    channel_axis = 0 if patch.ndim in (3, 4) else 1
-    out: dict[str, Tensor | NormMeta | None] = {
-        name: patch.narrow(channel_axis, i, 1) for i, name in enumerate(channel_names)
-    }
-    out["norm_meta"] = norm_meta
-    return out
-
-
-def _gather_channels(patch_channels: dict[str, Tensor | NormMeta | None]) -> list[Tensor]:
-    """Inverse of :func:`_scatter_channels`: channel tensors in order, ``norm_meta`` dropped."""
-    patch_channels = dict(patch_channels)
-    patch_channels.pop("norm_meta", None)
-    return [value for value in patch_channels.values() if isinstance(value, Tensor)]
-
-
-def _transform_channel_wise(
-    transform: Callable,
-    channel_names: Sequence[str],
-    patch: Tensor,
-    norm_meta: NormMeta | None,
-) -> Tensor:
-    """Apply a dictionary transform to a patch split into channels; concatenate back."""
-    scattered = _scatter_channels(channel_names, patch, norm_meta)
-    transformed = transform(scattered)
-    channel_axis = 0 if patch.ndim in (3, 4) else 1
-    return torch.cat(_gather_channels(transformed), dim=channel_axis)
-
-
 # ------------------------------------------------------------------ batched center crop
 
 

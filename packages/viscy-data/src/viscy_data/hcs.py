@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from viscy_data._imports import optional_import
+from viscy_data._patch_ops import center_crop_yx
 from viscy_data._reader import PatchBox, PatchReader, tensorstore_used_in_this_process
 from viscy_data._typing import ChannelMap, NormMeta
 from viscy_data._utils import (
@@ -32,7 +33,7 @@ from viscy_data._utils import (
 )
 from viscy_data.distributed import WorkerShardedSampler
 from viscy_data.select import filter_fov_names
-from viscy_data.sliding_window import MaskTestDataset, SlidingWindowDataset, _center_crop_yx
+from viscy_data.sliding_window import MaskTestDataset, SlidingWindowDataset
 
 __all__ = ["HCSDataModule"]
 
@@ -589,7 +590,7 @@ class HCSDataModule(LightningDataModule):
         for key, names in (("source", self.source_channel), ("target", self.target_channel)):
             if key in batch:
                 stacked = torch.cat([data[name] for name in names], dim=1)
-                out[key] = _center_crop_yx(stacked, self.yx_patch_size)
+                out[key] = center_crop_yx(stacked, self.yx_patch_size)
         if "norm_meta" in batch and "norm_meta" not in data:
             out.pop("norm_meta")
         return out

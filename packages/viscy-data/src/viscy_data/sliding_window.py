@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from viscy_data._patch_ops import center_crop_yx
 from viscy_data._reader import PatchBox, PatchReader
 from viscy_data._typing import ChannelMap, HCSStackIndex, NormMeta, Sample
 from viscy_data._utils import (
@@ -34,15 +35,6 @@ def _position_store_and_name(position: Position) -> tuple[Path, str]:
     """Store root and FOV name of an iohub position (name ``""`` for a position store)."""
     root = Path(position.zgroup.store.root)
     return root, position.zgroup.path.strip("/")
-
-
-def _center_crop_yx(tensor: Tensor, yx: tuple[int, int]) -> Tensor:
-    y_size, x_size = tensor.shape[-2:]
-    if (y_size, x_size) == tuple(yx):
-        return tensor
-    y0 = max((y_size - yx[0]) // 2, 0)
-    x0 = max((x_size - yx[1]) // 2, 0)
-    return tensor[..., y0 : y0 + yx[0], x0 : x0 + yx[1]]
 
 
 class SlidingWindowDataset(Dataset):
@@ -313,7 +305,7 @@ class SlidingWindowDataset(Dataset):
         else:
             stacked = torch.cat([torch.as_tensor(sample[name]) for name in names], dim=0)
         if self.output_yx is not None:
-            stacked = _center_crop_yx(stacked, self.output_yx)
+            stacked = center_crop_yx(stacked, self.output_yx)
         return stacked
 
     def _assemble(self, sample: Mapping[str, Any], index: HCSStackIndex) -> Sample:
@@ -327,7 +319,7 @@ class SlidingWindowDataset(Dataset):
         if "fg_mask" in sample:
             fg = torch.as_tensor(sample["fg_mask"])
             if self.output_yx is not None:
-                fg = _center_crop_yx(fg, self.output_yx)
+                fg = center_crop_yx(fg, self.output_yx)
             if self.target_2d:
                 fg = fg[:, fg.shape[1] // 2 : fg.shape[1] // 2 + 1]
             out["fg_mask"] = fg
@@ -417,6 +409,6 @@ class MaskTestDataset(SlidingWindowDataset):
                 labels = self._labels(s["index"])
                 if labels is not None:
                     if self.output_yx is not None:
-                        labels = _center_crop_yx(labels, self.output_yx)
+                        labels = center_crop_yx(labels, self.output_yx)
                     s["labels"] = labels
         return samples
