@@ -6,8 +6,9 @@ validation, then, in one run:
 
 1. times ``MultiExperimentDataModule.setup("fit")`` (imports done beforehand),
 2. iterates the training loader (every sampling axis on: experiment-aware + leaky,
-   condition-balanced, temporal enrichment, variable tau) for two epochs of ``--batches``
-   batches (cold, then warm chunk cache), recording every box the readers are asked for,
+   condition-balanced, temporal enrichment, variable tau) for two epochs of exactly
+   ``--batches`` batches (cold, then warm chunk cache; the loader is given only those
+   batches, so nothing prefetched goes uncounted), recording every box the readers read,
 3. reads exactly those boxes again with plain tensorstore (all issued at once, then awaited)
    in a fresh context with the same cache size, cold then warm,
 
@@ -20,6 +21,7 @@ Run alone: ``uv run python benchmarks/_loader_multi.py [--workdir DIR]``; as a s
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -149,24 +151,23 @@ def multi(
     recorded: list[list[tuple[str, Any]]] = [[], []]
     original = PatchReader.read_patches
 
-    def recording(self: PatchReader, boxes: Any) -> Any:
+    def recording(self: PatchReader, boxes: Any, out: Any = None) -> Any:
         recorded[-1].extend((str(self.store_path), b) for b in boxes)
-        return original(self, boxes)
+        return original(self, boxes, out=out)
 
     PatchReader.read_patches = recording  # type: ignore[method-assign]
     epochs = []
     try:
-        loader = dm.train_dataloader()
+        sampler = dm.train_sampler()
         for epoch in range(2):
-            del recorded[epoch:]
-            recorded.append([])
-            loader.batch_sampler.set_epoch(epoch)
+            recorded[epoch:] = [[]]
+            sampler.set_epoch(epoch)
+            # exactly `batches` batches: no prefetched batch is read without being counted,
+            # so the raw baseline reads the very boxes of the timed batches, no more
+            chosen = list(itertools.islice(iter(sampler), batches))
+            loader = dm._loader(dm.train_dataset, batch_sampler=chosen)
             start = time.perf_counter()
-            n = 0
-            for i, batch in enumerate(loader):
-                n += batch["anchor"].shape[0]
-                if i + 1 == batches:
-                    break
+            n = sum(batch["anchor"].shape[0] for batch in loader)
             epochs.append({"seconds": time.perf_counter() - start, "triplets": n})
     finally:
         PatchReader.read_patches = original  # type: ignore[method-assign]

@@ -163,3 +163,36 @@ def test_dataloader_with_sampler(dataset):
     batches = list(loader)
     assert len(batches) == len(sampler) > 0
     assert batches[0]["anchor"].shape == (8, 3, 2, *PATCH)
+
+
+def test_mixed_batch_rows_match_single_reads(dataset):
+    """Rows read in place (runs per experiment, scattered negatives) equal one-by-one reads."""
+    va = dataset.index.valid_anchors
+    idx = list(range(0, len(va), max(1, len(va) // 12)))[:12]
+    # the generator state decides positives / negatives: replay it for the reference rows
+    state = dataset._generator().bit_generator.state
+    batch = dataset.__getitems__(idx)
+    dataset._rng.bit_generator.state = state
+    anchors = dataset.index.anchor_rows[np.asarray(idx)]
+    anchors = anchors[np.argsort(dataset._row_exp[anchors], kind="stable")]
+    positives, _ = dataset.index.sample_positives(anchors, dataset._rng)
+    negatives = dataset._negatives(anchors, dataset._rng)
+    assert len(set(dataset._row_exp[negatives].tolist())) == 2  # scattered experiments
+    for key, rows in (("anchor", anchors), ("positive", positives), ("negative", negatives)):
+        expected = torch.cat([dataset._read(np.array([r])) for r in rows])
+        assert torch.equal(batch[key], expected), key
+
+
+def test_store_dtype_kept_when_not_float(dataset):
+    import copy
+
+    raw = copy.copy(dataset)
+    raw.float_output = False
+    va = dataset.index.valid_anchors
+    idx = list(range(0, len(va), max(1, len(va) // 8)))[:8]
+    batch = raw.__getitems__(idx)
+    assert batch["anchor"].dtype == torch.uint16
+    exp = np.array([dataset._exp_names[c] for c in dataset._row_exp[raw.index.anchor_rows[idx]]])
+    assert batch["anchor"].shape == (len(idx), 3, 2, *PATCH)
+    assert (batch["anchor"].float().sum(dim=(1, 2, 3, 4)) > 0).all()
+    assert len(set(exp)) == 2

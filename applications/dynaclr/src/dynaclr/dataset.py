@@ -240,60 +240,75 @@ class MultiExperimentTripletDataset(Dataset):
             neg[same] = pool[rng.integers(0, len(pool), size=int(same.sum()))]
         return neg
 
-    def _read(self, rows: np.ndarray) -> Tensor:
-        """Patches of tracks rows as (N, C_active, Z, Y, X), one read per experiment."""
+    def _out_dtype(self) -> np.dtype:
+        """Batch dtype: float32, or the plates' dtype when torch can hold it as is."""
+        dtype = self._dtype
+        if self.float_output or dtype.kind not in "uif" or dtype == np.uint64:
+            return np.dtype(np.float32)
+        return dtype.newbyteorder("=")  # tensorstore converts byte order while copying
+
+    def _allocate(self, n: int, rows: np.ndarray) -> np.ndarray:
+        """Uninitialized (N, C_active, Z, Y, X) batch; zeros only if some rows lack channels."""
+        ph, pw = self.index.yx_patch_size
+        n_channels = len(self.channel_names)
+        codes = np.unique(self._row_exp[rows])
+        padded = any(len(self._sources[self._exp_names[c]][1]) < n_channels for c in codes)
+        alloc = np.zeros if padded else np.empty
+        z0, z1 = self.z_range
+        return alloc((n, n_channels, z1 - z0, ph, pw), self._out_dtype())
+
+    def _read_run(self, code: int, rows: np.ndarray, out: np.ndarray) -> None:
+        """Read rows of one experiment into ``out`` (a leading-axis slice of the batch)."""
         from viscy_data._reader import PatchBox
 
         ph, pw = self.index.yx_patch_size
-        z = self.z_range
-        n_channels = len(self.channel_names)
-        exp_codes = self._row_exp[rows]
-        codes = np.unique(exp_codes)
-        out: np.ndarray | None = None
-        for code in codes:
-            name = self._exp_names[code]
-            channels, present = self._sources[name]
-            sel = np.flatnonzero(exp_codes == code)
-            r = rows[sel]
-            boxes = [
-                PatchBox(
-                    position=self._fov_names[f],
-                    t=t,
-                    channels=channels,
-                    z=z,
-                    y=(y, y + ph),
-                    x=(x, x + pw),
-                )
-                for f, t, y, x in zip(
-                    self._row_fov[r].tolist(),
-                    self._t[r].tolist(),
-                    self._y0[r].tolist(),
-                    self._x0[r].tolist(),
-                    strict=True,
-                )
-            ]
-            patches = self.readers[name].read_patches(boxes)
-            if self.float_output:
-                patches = patches.astype(np.float32, copy=False)
-            full = len(present) == n_channels
-            if len(codes) == 1 and full:
-                # the common experiment-pure batch: no scatter, no extra copy
-                return torch.from_numpy(patches)
-            if out is None:
-                # zeros are only needed where an experiment lacks a channel
-                padded = any(len(self._sources[self._exp_names[c]][1]) < n_channels for c in codes)
-                alloc = np.zeros if padded else np.empty
-                dtype = np.float32 if self.float_output else self._dtype
-                out = alloc((len(rows), n_channels, z[1] - z[0], ph, pw), dtype)
-            # rows of one experiment come in a few contiguous runs (one per role, since
-            # __getitems__ groups anchors by experiment): copy run by run with slices
-            cuts = np.flatnonzero(np.diff(sel) != 1) + 1
-            for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(sel)], strict=True):
-                dst = slice(int(sel[lo]), int(sel[lo]) + int(hi - lo))
-                if full:
-                    out[dst] = patches[lo:hi]
-                else:
-                    out[dst, present] = patches[lo:hi]
+        name = self._exp_names[code]
+        channels, present = self._sources[name]
+        boxes = [
+            PatchBox(
+                position=self._fov_names[f],
+                t=t,
+                channels=channels,
+                z=self.z_range,
+                y=(y, y + ph),
+                x=(x, x + pw),
+            )
+            for f, t, y, x in zip(
+                self._row_fov[rows].tolist(),
+                self._t[rows].tolist(),
+                self._y0[rows].tolist(),
+                self._x0[rows].tolist(),
+                strict=True,
+            )
+        ]
+        if len(present) == out.shape[1]:
+            # the reader copies every box straight into the batch rows (and casts)
+            self.readers[name].read_patches(boxes, out=out)
+        else:
+            # missing channels stay zero: scatter the present ones
+            out[:, present] = self.readers[name].read_patches(boxes)
+
+    def _read(self, rows: np.ndarray, out: np.ndarray | None = None) -> Tensor:
+        """Patches of tracks rows as (N, C_active, Z, Y, X), one read per experiment run.
+
+        Rows of one experiment that are contiguous in ``rows`` are read straight into their
+        slice of ``out`` (allocated here when ``None``); rows in scattered order are read
+        grouped by experiment, then put in place with one copy.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        if out is None:
+            out = self._allocate(len(rows), rows)
+        if len(rows) == 0:
+            return torch.from_numpy(out)
+        codes = self._row_exp[rows]
+        cuts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+        starts, stops = np.r_[0, cuts], np.r_[cuts, len(rows)]
+        if len(starts) > 2 * len(np.unique(codes)):
+            order = np.argsort(codes, kind="stable")
+            out[order] = self._read(rows[order]).numpy()
+            return torch.from_numpy(out)
+        for lo, hi in zip(starts.tolist(), stops.tolist(), strict=True):
+            self._read_run(int(codes[lo]), rows[lo:hi], out[lo:hi])
         return torch.from_numpy(out)
 
     def __getitems__(self, indices: list[int]) -> dict[str, Any]:
@@ -310,7 +325,15 @@ class MultiExperimentTripletDataset(Dataset):
         roles = {"anchor": anchors, "positive": positives}
         if negatives is not None:
             roles["negative"] = negatives
-        patches = self._read(np.concatenate(list(roles.values())))
+        # one batch array for every role; anchors and positives (same experiments, same
+        # order) come in one run per experiment and role and are read in place
+        rows = np.concatenate(list(roles.values()))
+        out = self._allocate(len(rows), rows)
+        n_ap = 2 * len(anchors)
+        self._read(rows[:n_ap], out[:n_ap])
+        if negatives is not None:
+            self._read(negatives, out[n_ap:])
+        patches = torch.from_numpy(out)
         batch: dict[str, Any] = {}
         for i, (role, rows) in enumerate(roles.items()):
             batch[role] = patches[i * len(anchors) : (i + 1) * len(anchors)]
