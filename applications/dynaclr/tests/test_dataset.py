@@ -196,3 +196,29 @@ def test_store_dtype_kept_when_not_float(dataset):
     assert batch["anchor"].shape == (len(idx), 3, 2, *PATCH)
     assert (batch["anchor"].float().sum(dim=(1, 2, 3, 4)) > 0).all()
     assert len(set(exp)) == 2
+
+
+def test_batch_arrays_recycled_only_when_released(dataset):
+    import copy
+
+    fresh = copy.copy(dataset)
+    fresh.buffer_pool_size = 0
+    va = dataset.index.valid_anchors
+    # exp_b first (all channels), then exp_a (mCherry missing) in the recycled arrays
+    exp = va["experiment"].to_numpy()
+    idx_b = list(np.flatnonzero(exp == "exp_b")[:4])
+    idx_a = list(np.flatnonzero(exp == "exp_a")[:4])
+    first = dataset.__getitems__(idx_b)
+    ptr = first["anchor"].data_ptr()
+    held = dataset.__getitems__(idx_a)
+    assert held["anchor"].data_ptr() != ptr  # still referenced: not handed out again
+    del first
+    state = dataset._rng.bit_generator.state
+    second = dataset.__getitems__(idx_a)
+    ptrs = {second[k].data_ptr() for k in ("anchor", "positive", "negative")}
+    assert ptr in ptrs  # released: refilled
+    fresh._rng.bit_generator.state = state
+    expected = fresh.__getitems__(idx_a)
+    for key in ("anchor", "positive", "negative"):
+        assert torch.equal(second[key], expected[key]), key
+    assert torch.all(second["anchor"][:, 2] == 0)  # stale exp_b data was cleared

@@ -18,6 +18,7 @@ Batch dict (before ``on_after_batch_transfer``)::
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from typing import Any
 
@@ -139,6 +140,10 @@ class MultiExperimentTripletDataset(Dataset):
         Return float32 patches. ``False`` keeps the plates' dtype (e.g. uint16: half the
         bytes through the loader and to the device), for pipelines that convert on device
         (``MultiExperimentDataModule`` does).
+    buffer_pool_size : int
+        Batch arrays kept for reuse once every tensor made from them is freed (per array
+        shape; 0 allocates every batch anew). Size it to the batches in flight (workers x
+        prefetch x roles); the pool keeps that much memory for the dataset's lifetime.
     """
 
     def __init__(
@@ -152,6 +157,7 @@ class MultiExperimentTripletDataset(Dataset):
         array_key: str = "0",
         backend: str = "auto",
         float_output: bool = True,
+        buffer_pool_size: int = 8,
     ) -> None:
         from iohub.ngff import open_ome_zarr
 
@@ -162,6 +168,11 @@ class MultiExperimentTripletDataset(Dataset):
         self.return_index = return_index
         self.seed = int(seed)
         self.float_output = bool(float_output)
+        if buffer_pool_size < 0:
+            raise ValueError(f"buffer_pool_size must be >= 0, got {buffer_pool_size}")
+        self.buffer_pool_size = int(buffer_pool_size)
+        self._pool: dict[tuple, list[np.ndarray]] = {}
+        self._pool_lock = threading.Lock()
         registry = index.registry
         self.channel_names = list(registry.active_channels)
 
@@ -247,15 +258,29 @@ class MultiExperimentTripletDataset(Dataset):
             return np.dtype(np.float32)
         return dtype.newbyteorder("=")  # tensorstore converts byte order while copying
 
-    def _allocate(self, n: int, rows: np.ndarray) -> np.ndarray:
-        """Uninitialized (N, C_active, Z, Y, X) batch; zeros only if some rows lack channels."""
+    def _allocate(self, n: int) -> np.ndarray:
+        """Uninitialized (N, C_active, Z, Y, X) batch array, recycled when possible.
+
+        A pooled array is handed out again once nothing but the pool refers to it (every
+        tensor made from it has been freed): refilling memory that is already mapped is
+        much cheaper than faulting in a fresh block of tens of MiB for every batch.
+        """
         ph, pw = self.index.yx_patch_size
-        n_channels = len(self.channel_names)
-        codes = np.unique(self._row_exp[rows])
-        padded = any(len(self._sources[self._exp_names[c]][1]) < n_channels for c in codes)
-        alloc = np.zeros if padded else np.empty
         z0, z1 = self.z_range
-        return alloc((n, n_channels, z1 - z0, ph, pw), self._out_dtype())
+        shape = (n, len(self.channel_names), z1 - z0, ph, pw)
+        dtype = self._out_dtype()
+        if self.buffer_pool_size == 0:
+            return np.empty(shape, dtype)
+        with self._pool_lock:
+            pool = self._pool.setdefault((shape, dtype.str), [])
+            for i in range(len(pool)):
+                # 2 references: the pool's and getrefcount's argument
+                if sys.getrefcount(pool[i]) == 2:
+                    return pool[i]
+            buffer = np.empty(shape, dtype)
+            if len(pool) < self.buffer_pool_size:
+                pool.append(buffer)
+            return buffer
 
     def _read_run(self, code: int, rows: np.ndarray, out: np.ndarray) -> None:
         """Read rows of one experiment into ``out`` (a leading-axis slice of the batch)."""
@@ -285,7 +310,8 @@ class MultiExperimentTripletDataset(Dataset):
             # the reader copies every box straight into the batch rows (and casts)
             self.readers[name].read_patches(boxes, out=out)
         else:
-            # missing channels stay zero: scatter the present ones
+            # channels this experiment lacks are zeros (the array may be recycled)
+            out[:, np.setdiff1d(np.arange(out.shape[1]), present)] = 0
             out[:, present] = self.readers[name].read_patches(boxes)
 
     def _read(self, rows: np.ndarray, out: np.ndarray | None = None) -> Tensor:
@@ -297,7 +323,7 @@ class MultiExperimentTripletDataset(Dataset):
         """
         rows = np.asarray(rows, dtype=np.int64)
         if out is None:
-            out = self._allocate(len(rows), rows)
+            out = self._allocate(len(rows))
         if len(rows) == 0:
             return torch.from_numpy(out)
         codes = self._row_exp[rows]
@@ -327,10 +353,8 @@ class MultiExperimentTripletDataset(Dataset):
             roles["negative"] = negatives
         batch: dict[str, Any] = {}
         for role, rows in roles.items():
-            # one array per role, each experiment's rows read straight into it (anchors and
-            # positives, grouped by experiment, take one read per experiment). Separate
-            # arrays rather than one (roles, B, ...) block: half the size, so freed batches'
-            # memory is reused by the allocator instead of being mapped (and faulted in) anew
+            # one (recycled) array per role, each experiment's rows read straight into it:
+            # anchors and positives, grouped by experiment, take one read per experiment
             batch[role] = self._read(rows)
             batch[f"{role}_norm_meta"] = self._norm.batch(self._row_fov[rows], self._t[rows])
         if self.return_index:
