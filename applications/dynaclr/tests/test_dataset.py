@@ -163,3 +163,62 @@ def test_dataloader_with_sampler(dataset):
     batches = list(loader)
     assert len(batches) == len(sampler) > 0
     assert batches[0]["anchor"].shape == (8, 3, 2, *PATCH)
+
+
+def test_mixed_batch_rows_match_single_reads(dataset):
+    """Rows read in place (runs per experiment, scattered negatives) equal one-by-one reads."""
+    va = dataset.index.valid_anchors
+    idx = list(range(0, len(va), max(1, len(va) // 12)))[:12]
+    # the generator state decides positives / negatives: replay it for the reference rows
+    state = dataset._generator().bit_generator.state
+    batch = dataset.__getitems__(idx)
+    dataset._rng.bit_generator.state = state
+    anchors = dataset.index.anchor_rows[np.asarray(idx)]
+    anchors = anchors[np.argsort(dataset._row_exp[anchors], kind="stable")]
+    positives, _ = dataset.index.sample_positives(anchors, dataset._rng)
+    negatives = dataset._negatives(anchors, dataset._rng)
+    assert len(set(dataset._row_exp[negatives].tolist())) == 2  # scattered experiments
+    for key, rows in (("anchor", anchors), ("positive", positives), ("negative", negatives)):
+        expected = torch.cat([dataset._read(np.array([r])) for r in rows])
+        assert torch.equal(batch[key], expected), key
+
+
+def test_store_dtype_kept_when_not_float(dataset):
+    import copy
+
+    raw = copy.copy(dataset)
+    raw.float_output = False
+    va = dataset.index.valid_anchors
+    idx = list(range(0, len(va), max(1, len(va) // 8)))[:8]
+    batch = raw.__getitems__(idx)
+    assert batch["anchor"].dtype == torch.uint16
+    exp = np.array([dataset._exp_names[c] for c in dataset._row_exp[raw.index.anchor_rows[idx]]])
+    assert batch["anchor"].shape == (len(idx), 3, 2, *PATCH)
+    assert (batch["anchor"].float().sum(dim=(1, 2, 3, 4)) > 0).all()
+    assert len(set(exp)) == 2
+
+
+def test_batch_arrays_recycled_only_when_released(dataset):
+    import copy
+
+    fresh = copy.copy(dataset)
+    fresh.buffer_pool_size = 0
+    va = dataset.index.valid_anchors
+    # exp_b first (all channels), then exp_a (mCherry missing) in the recycled arrays
+    exp = va["experiment"].to_numpy()
+    idx_b = list(np.flatnonzero(exp == "exp_b")[:4])
+    idx_a = list(np.flatnonzero(exp == "exp_a")[:4])
+    first = dataset.__getitems__(idx_b)
+    ptr = first["anchor"].data_ptr()
+    held = dataset.__getitems__(idx_a)
+    assert held["anchor"].data_ptr() != ptr  # still referenced: not handed out again
+    del first
+    state = dataset._rng.bit_generator.state
+    second = dataset.__getitems__(idx_a)
+    ptrs = {second[k].data_ptr() for k in ("anchor", "positive", "negative")}
+    assert ptr in ptrs  # released: refilled
+    fresh._rng.bit_generator.state = state
+    expected = fresh.__getitems__(idx_a)
+    for key in ("anchor", "positive", "negative"):
+        assert torch.equal(second[key], expected[key]), key
+    assert torch.all(second["anchor"][:, 2] == 0)  # stale exp_b data was cleared

@@ -18,6 +18,7 @@ Batch dict (before ``on_after_batch_transfer``)::
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from typing import Any
 
@@ -139,6 +140,10 @@ class MultiExperimentTripletDataset(Dataset):
         Return float32 patches. ``False`` keeps the plates' dtype (e.g. uint16: half the
         bytes through the loader and to the device), for pipelines that convert on device
         (``MultiExperimentDataModule`` does).
+    buffer_pool_size : int
+        Batch arrays kept for reuse once every tensor made from them is freed (per array
+        shape; 0 allocates every batch anew). Size it to the batches in flight (workers x
+        prefetch x roles); the pool keeps that much memory for the dataset's lifetime.
     """
 
     def __init__(
@@ -152,6 +157,7 @@ class MultiExperimentTripletDataset(Dataset):
         array_key: str = "0",
         backend: str = "auto",
         float_output: bool = True,
+        buffer_pool_size: int = 8,
     ) -> None:
         from iohub.ngff import open_ome_zarr
 
@@ -162,6 +168,11 @@ class MultiExperimentTripletDataset(Dataset):
         self.return_index = return_index
         self.seed = int(seed)
         self.float_output = bool(float_output)
+        if buffer_pool_size < 0:
+            raise ValueError(f"buffer_pool_size must be >= 0, got {buffer_pool_size}")
+        self.buffer_pool_size = int(buffer_pool_size)
+        self._pool: dict[tuple, list[np.ndarray]] = {}
+        self._pool_lock = threading.Lock()
         registry = index.registry
         self.channel_names = list(registry.active_channels)
 
@@ -240,60 +251,90 @@ class MultiExperimentTripletDataset(Dataset):
             neg[same] = pool[rng.integers(0, len(pool), size=int(same.sum()))]
         return neg
 
-    def _read(self, rows: np.ndarray) -> Tensor:
-        """Patches of tracks rows as (N, C_active, Z, Y, X), one read per experiment."""
+    def _out_dtype(self) -> np.dtype:
+        """Batch dtype: float32, or the plates' dtype when torch can hold it as is."""
+        dtype = self._dtype
+        if self.float_output or dtype.kind not in "uif" or dtype == np.uint64:
+            return np.dtype(np.float32)
+        return dtype.newbyteorder("=")  # tensorstore converts byte order while copying
+
+    def _allocate(self, n: int) -> np.ndarray:
+        """Uninitialized (N, C_active, Z, Y, X) batch array, recycled when possible.
+
+        A pooled array is handed out again once nothing but the pool refers to it (every
+        tensor made from it has been freed): refilling memory that is already mapped is
+        much cheaper than faulting in a fresh block of tens of MiB for every batch.
+        """
+        ph, pw = self.index.yx_patch_size
+        z0, z1 = self.z_range
+        shape = (n, len(self.channel_names), z1 - z0, ph, pw)
+        dtype = self._out_dtype()
+        if self.buffer_pool_size == 0:
+            return np.empty(shape, dtype)
+        with self._pool_lock:
+            pool = self._pool.setdefault((shape, dtype.str), [])
+            for i in range(len(pool)):
+                # 2 references: the pool's and getrefcount's argument
+                if sys.getrefcount(pool[i]) == 2:
+                    return pool[i]
+            buffer = np.empty(shape, dtype)
+            if len(pool) < self.buffer_pool_size:
+                pool.append(buffer)
+            return buffer
+
+    def _read_run(self, code: int, rows: np.ndarray, out: np.ndarray) -> None:
+        """Read rows of one experiment into ``out`` (a leading-axis slice of the batch)."""
         from viscy_data._reader import PatchBox
 
         ph, pw = self.index.yx_patch_size
-        z = self.z_range
-        n_channels = len(self.channel_names)
-        exp_codes = self._row_exp[rows]
-        codes = np.unique(exp_codes)
-        out: np.ndarray | None = None
-        for code in codes:
-            name = self._exp_names[code]
-            channels, present = self._sources[name]
-            sel = np.flatnonzero(exp_codes == code)
-            r = rows[sel]
-            boxes = [
-                PatchBox(
-                    position=self._fov_names[f],
-                    t=t,
-                    channels=channels,
-                    z=z,
-                    y=(y, y + ph),
-                    x=(x, x + pw),
-                )
-                for f, t, y, x in zip(
-                    self._row_fov[r].tolist(),
-                    self._t[r].tolist(),
-                    self._y0[r].tolist(),
-                    self._x0[r].tolist(),
-                    strict=True,
-                )
-            ]
-            patches = self.readers[name].read_patches(boxes)
-            if self.float_output:
-                patches = patches.astype(np.float32, copy=False)
-            full = len(present) == n_channels
-            if len(codes) == 1 and full:
-                # the common experiment-pure batch: no scatter, no extra copy
-                return torch.from_numpy(patches)
-            if out is None:
-                # zeros are only needed where an experiment lacks a channel
-                padded = any(len(self._sources[self._exp_names[c]][1]) < n_channels for c in codes)
-                alloc = np.zeros if padded else np.empty
-                dtype = np.float32 if self.float_output else self._dtype
-                out = alloc((len(rows), n_channels, z[1] - z[0], ph, pw), dtype)
-            # rows of one experiment come in a few contiguous runs (one per role, since
-            # __getitems__ groups anchors by experiment): copy run by run with slices
-            cuts = np.flatnonzero(np.diff(sel) != 1) + 1
-            for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(sel)], strict=True):
-                dst = slice(int(sel[lo]), int(sel[lo]) + int(hi - lo))
-                if full:
-                    out[dst] = patches[lo:hi]
-                else:
-                    out[dst, present] = patches[lo:hi]
+        name = self._exp_names[code]
+        channels, present = self._sources[name]
+        boxes = [
+            PatchBox(
+                position=self._fov_names[f],
+                t=t,
+                channels=channels,
+                z=self.z_range,
+                y=(y, y + ph),
+                x=(x, x + pw),
+            )
+            for f, t, y, x in zip(
+                self._row_fov[rows].tolist(),
+                self._t[rows].tolist(),
+                self._y0[rows].tolist(),
+                self._x0[rows].tolist(),
+                strict=True,
+            )
+        ]
+        if len(present) == out.shape[1]:
+            # the reader copies every box straight into the batch rows (and casts)
+            self.readers[name].read_patches(boxes, out=out)
+        else:
+            # channels this experiment lacks are zeros (the array may be recycled)
+            out[:, np.setdiff1d(np.arange(out.shape[1]), present)] = 0
+            out[:, present] = self.readers[name].read_patches(boxes)
+
+    def _read(self, rows: np.ndarray, out: np.ndarray | None = None) -> Tensor:
+        """Patches of tracks rows as (N, C_active, Z, Y, X), one read per experiment run.
+
+        Rows of one experiment that are contiguous in ``rows`` are read straight into their
+        slice of ``out`` (allocated here when ``None``); rows in scattered order are read
+        grouped by experiment, then put in place with one copy.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        if out is None:
+            out = self._allocate(len(rows))
+        if len(rows) == 0:
+            return torch.from_numpy(out)
+        codes = self._row_exp[rows]
+        cuts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+        starts, stops = np.r_[0, cuts], np.r_[cuts, len(rows)]
+        if len(starts) > 2 * len(np.unique(codes)):
+            order = np.argsort(codes, kind="stable")
+            out[order] = self._read(rows[order]).numpy()
+            return torch.from_numpy(out)
+        for lo, hi in zip(starts.tolist(), stops.tolist(), strict=True):
+            self._read_run(int(codes[lo]), rows[lo:hi], out[lo:hi])
         return torch.from_numpy(out)
 
     def __getitems__(self, indices: list[int]) -> dict[str, Any]:
@@ -310,10 +351,11 @@ class MultiExperimentTripletDataset(Dataset):
         roles = {"anchor": anchors, "positive": positives}
         if negatives is not None:
             roles["negative"] = negatives
-        patches = self._read(np.concatenate(list(roles.values())))
         batch: dict[str, Any] = {}
-        for i, (role, rows) in enumerate(roles.items()):
-            batch[role] = patches[i * len(anchors) : (i + 1) * len(anchors)]
+        for role, rows in roles.items():
+            # one (recycled) array per role, each experiment's rows read straight into it:
+            # anchors and positives, grouped by experiment, take one read per experiment
+            batch[role] = self._read(rows)
             batch[f"{role}_norm_meta"] = self._norm.batch(self._row_fov[rows], self._t[rows])
         if self.return_index:
             df = self.index.tracks
