@@ -1,7 +1,8 @@
 """Every 0.1.0 name of viscy_utils (.callbacks, .evaluation) imports and keeps its signature.
 
 The names come from ``fixtures/api_0.1.0.json`` (parsed from ``shared/spec/api_0.1.0.md`` by
-``fixtures/api_spec.py``, which also holds the checks). Each check is its own test case per
+``tools/api_spec.py`` at the repository root, which also holds the checks). Each check is
+its own test case per
 name. Known mismatches are listed in ``MISMATCHES`` and expected to fail (strict xfail), so a
 fix shows up as XPASS and the entry must then be removed.
 """
@@ -16,10 +17,11 @@ import pytest
 
 SECTIONS = ["viscy_utils", "viscy_utils.callbacks", "viscy_utils.evaluation"]
 FIXTURES = Path(__file__).parent / "fixtures"
+API_SPEC = Path(__file__).resolve().parents[3] / "tools" / "api_spec.py"  # shared checks
 
 
 def _load_helper():
-    spec = importlib.util.spec_from_file_location("_viscy_utils_api_spec", FIXTURES / "api_spec.py")
+    spec = importlib.util.spec_from_file_location("_viscy_utils_api_spec", API_SPEC)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -49,7 +51,7 @@ def _run(check, entry: dict) -> None:
 
 
 def test_fixture_matches_the_spec_file_when_present():
-    spec = api.find_spec_file(Path(__file__).parent)
+    spec = api.find_spec_file()
     if spec is None:
         pytest.skip("shared/spec/api_0.1.0.md is not beside this checkout")
     assert api.parse(spec.read_text(), SECTIONS) == ENTRIES
