@@ -2,9 +2,8 @@
 
 The names come from ``fixtures/api_0.1.0.json`` (parsed from ``shared/spec/api_0.1.0.md`` by
 ``tools/api_spec.py`` at the repository root, which also holds the checks). Each check is
-its own test case per
-name. Known mismatches are listed in ``MISMATCHES`` and expected to fail (strict xfail), so a
-fix shows up as XPASS and the entry must then be removed.
+its own test case per name. Known mismatches are listed in ``MISMATCHES`` and expected to
+fail (strict xfail), so a fix shows up as XPASS and the entry must then be removed.
 """
 
 from __future__ import annotations
