@@ -12,12 +12,12 @@ from pathlib import Path
 from torch.utils.data import Subset
 
 from viscy_data._cache import CachedOmeZarrDataset, VolumeCache, make_caches
-from viscy_data.gpu_aug import GPUTransformDataModule, compose
+from viscy_data.gpu_aug import GPUTransformDataModule, _StoredTransforms
 
 __all__ = ["CTMCv1DataModule"]
 
 
-class CTMCv1DataModule(GPUTransformDataModule):
+class CTMCv1DataModule(_StoredTransforms, GPUTransformDataModule):
     """CTMC-v1 training from a training plate and a validation plate.
 
     Volumes are kept in a byte-bounded cache shared by the workers, one per split.
@@ -65,10 +65,9 @@ class CTMCv1DataModule(GPUTransformDataModule):
             )
         self.train_data_path = Path(train_data_path)
         self.val_data_path = Path(val_data_path)
-        self._train_cpu_transforms = compose(train_cpu_transforms)
-        self._val_cpu_transforms = compose(val_cpu_transforms)
-        self._train_gpu_transforms = compose(train_gpu_transforms)
-        self._val_gpu_transforms = compose(val_gpu_transforms)
+        self._store_transforms(
+            train_cpu_transforms, val_cpu_transforms, train_gpu_transforms, val_gpu_transforms
+        )
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.val_subsample_ratio = val_subsample_ratio
@@ -76,22 +75,6 @@ class CTMCv1DataModule(GPUTransformDataModule):
         self.pin_memory = pin_memory
         self.cache_bytes = cache_bytes
         self.caches: dict[str, VolumeCache] = {}
-
-    @property
-    def train_cpu_transforms(self) -> Callable | None:
-        return self._train_cpu_transforms
-
-    @property
-    def val_cpu_transforms(self) -> Callable | None:
-        return self._val_cpu_transforms
-
-    @property
-    def train_gpu_transforms(self) -> Callable | None:
-        return self._train_gpu_transforms
-
-    @property
-    def val_gpu_transforms(self) -> Callable | None:
-        return self._val_gpu_transforms
 
     def _dataset(self, path: Path, transform: Callable | None) -> CachedOmeZarrDataset:
         from iohub.ngff import open_ome_zarr

@@ -154,7 +154,40 @@ def split_positions(positions: Sequence, split_ratio: float, seed: int = 0) -> t
     return shuffled[:num_train], shuffled[num_train:]
 
 
-class CachedOmeZarrDataModule(GPUTransformDataModule, SelectWell):
+class _StoredTransforms:
+    """The four transform properties of :class:`GPUTransformDataModule`, read from attributes
+    that :meth:`_store_transforms` sets from lists of transforms (composed once)."""
+
+    def _store_transforms(
+        self,
+        train_cpu: Sequence[Callable] | Callable | None,
+        val_cpu: Sequence[Callable] | Callable | None,
+        train_gpu: Sequence[Callable] | Callable | None,
+        val_gpu: Sequence[Callable] | Callable | None,
+    ) -> None:
+        self._train_cpu_transforms = compose(train_cpu)
+        self._val_cpu_transforms = compose(val_cpu)
+        self._train_gpu_transforms = compose(train_gpu)
+        self._val_gpu_transforms = compose(val_gpu)
+
+    @property
+    def train_cpu_transforms(self) -> Callable | None:
+        return self._train_cpu_transforms
+
+    @property
+    def val_cpu_transforms(self) -> Callable | None:
+        return self._val_cpu_transforms
+
+    @property
+    def train_gpu_transforms(self) -> Callable | None:
+        return self._train_gpu_transforms
+
+    @property
+    def val_gpu_transforms(self) -> Callable | None:
+        return self._val_gpu_transforms
+
+
+class CachedOmeZarrDataModule(_StoredTransforms, GPUTransformDataModule, SelectWell):
     """Whole-volume OME-Zarr training with a byte-bounded volume cache shared by the workers.
 
     FOVs (filtered by ``include_wells`` / ``exclude_fovs``) are split into training and
@@ -225,10 +258,9 @@ class CachedOmeZarrDataModule(GPUTransformDataModule, SelectWell):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.split_ratio = split_ratio
-        self._train_cpu_transforms = compose(train_cpu_transforms)
-        self._val_cpu_transforms = compose(val_cpu_transforms)
-        self._train_gpu_transforms = compose(train_gpu_transforms)
-        self._val_gpu_transforms = compose(val_gpu_transforms)
+        self._store_transforms(
+            train_cpu_transforms, val_cpu_transforms, train_gpu_transforms, val_gpu_transforms
+        )
         self.pin_memory = pin_memory
         self.skip_cache = skip_cache
         self._include_wells = include_wells
@@ -241,22 +273,6 @@ class CachedOmeZarrDataModule(GPUTransformDataModule, SelectWell):
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.seed = seed
         self.caches: dict[str, VolumeCache] = {}
-
-    @property
-    def train_cpu_transforms(self) -> Callable | None:
-        return self._train_cpu_transforms
-
-    @property
-    def val_cpu_transforms(self) -> Callable | None:
-        return self._val_cpu_transforms
-
-    @property
-    def train_gpu_transforms(self) -> Callable | None:
-        return self._train_gpu_transforms
-
-    @property
-    def val_gpu_transforms(self) -> Callable | None:
-        return self._val_gpu_transforms
 
     def _open_positions(self) -> list:
         from iohub.ngff import open_ome_zarr

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from viscy_data._cache import VolumeCache, _as_cache, make_caches
 from viscy_data._imports import optional_import
 from viscy_data._utils import collate_samples
-from viscy_data.gpu_aug import GPUTransformDataModule, compose
+from viscy_data.gpu_aug import GPUTransformDataModule, _StoredTransforms, compose
 
 __all__ = ["LiveCellDataModule", "LiveCellDataset", "LiveCellTestDataset"]
 
@@ -180,7 +180,7 @@ class LiveCellTestDataset(Dataset):
         return self.transform(sample) if self.transform is not None else sample
 
 
-class LiveCellDataModule(GPUTransformDataModule):
+class LiveCellDataModule(_StoredTransforms, GPUTransformDataModule):
     """LIVECell training (FCMAE-style: CPU then GPU augmentation) and test loading.
 
     Parameters
@@ -232,32 +232,15 @@ class LiveCellDataModule(GPUTransformDataModule):
         self.train_annotations = Path(train_annotations) if train_annotations else None
         self.val_annotations = Path(val_annotations) if val_annotations else None
         self.test_annotations = Path(test_annotations) if test_annotations else None
-        self._train_cpu_transforms = compose(train_cpu_transforms)
-        self._val_cpu_transforms = compose(val_cpu_transforms)
-        self._train_gpu_transforms = compose(train_gpu_transforms)
-        self._val_gpu_transforms = compose(val_gpu_transforms)
+        self._store_transforms(
+            train_cpu_transforms, val_cpu_transforms, train_gpu_transforms, val_gpu_transforms
+        )
         self.test_transforms = compose(test_transforms)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.cache_bytes = cache_bytes
         self.caches: dict[str, VolumeCache] = {}
-
-    @property
-    def train_cpu_transforms(self) -> Callable | None:
-        return self._train_cpu_transforms
-
-    @property
-    def val_cpu_transforms(self) -> Callable | None:
-        return self._val_cpu_transforms
-
-    @property
-    def train_gpu_transforms(self) -> Callable | None:
-        return self._train_gpu_transforms
-
-    @property
-    def val_gpu_transforms(self) -> Callable | None:
-        return self._val_gpu_transforms
 
     @staticmethod
     def _require(**paths: Path | None) -> None:

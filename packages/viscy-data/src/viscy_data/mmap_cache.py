@@ -20,6 +20,7 @@ from viscy_data._imports import optional_import
 from viscy_data._utils import ensure_channel_list
 from viscy_data.gpu_aug import (
     GPUTransformDataModule,
+    _StoredTransforms,
     compose,
     split_positions,
 )
@@ -28,7 +29,7 @@ from viscy_data.select import SelectWell
 __all__ = ["MmappedDataModule", "MmappedDataset"]
 
 
-class MmappedDataModule(GPUTransformDataModule, SelectWell):
+class MmappedDataModule(_StoredTransforms, GPUTransformDataModule, SelectWell):
     """Whole-volume OME-Zarr training from preprocessed, memory-mapped buffers.
 
     FOVs (filtered by ``include_wells`` / ``exclude_fovs``) are split into training and
@@ -97,10 +98,9 @@ class MmappedDataModule(GPUTransformDataModule, SelectWell):
         self.num_workers = num_workers
         self.split_ratio = split_ratio
         self.preprocess_transforms = compose(preprocess_transforms)
-        self._train_cpu_transforms = compose(train_cpu_transforms)
-        self._val_cpu_transforms = compose(val_cpu_transforms)
-        self._train_gpu_transforms = compose(train_gpu_transforms)
-        self._val_gpu_transforms = compose(val_gpu_transforms)
+        self._store_transforms(
+            train_cpu_transforms, val_cpu_transforms, train_gpu_transforms, val_gpu_transforms
+        )
         self.pin_memory = pin_memory
         self.prefetch_factor = prefetch_factor
         self.array_key = array_key
@@ -109,22 +109,6 @@ class MmappedDataModule(GPUTransformDataModule, SelectWell):
         self._exclude_fovs = exclude_fovs
         self.seed = seed
         self.buffer_dir: Path | None = None
-
-    @property
-    def train_cpu_transforms(self) -> Callable | None:
-        return self._train_cpu_transforms
-
-    @property
-    def val_cpu_transforms(self) -> Callable | None:
-        return self._val_cpu_transforms
-
-    @property
-    def train_gpu_transforms(self) -> Callable | None:
-        return self._train_gpu_transforms
-
-    @property
-    def val_gpu_transforms(self) -> Callable | None:
-        return self._val_gpu_transforms
 
     def _make_dataset(self, name: str, positions: list, transform: Callable | None):
         tensordict = optional_import("tensordict", extra="mmap")
