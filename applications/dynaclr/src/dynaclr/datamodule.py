@@ -21,7 +21,12 @@ from torch import Tensor
 from dynaclr.dataset import MultiExperimentTripletDataset
 from dynaclr.experiment import ExperimentRegistry
 from dynaclr.index import MultiExperimentIndex
-from viscy_data._patch_ops import apply_channel_wise, center_crop_yx, identity_collate
+from viscy_data._patch_ops import (
+    apply_channel_wise,
+    center_crop_yx,
+    identity_collate,
+    thread_data_loader,
+)
 from viscy_data.channel_dropout import ChannelDropout
 from viscy_data.sampler import FlexibleBatchSampler
 
@@ -263,18 +268,13 @@ class MultiExperimentDataModule(LightningDataModule):
         return int(trainer.world_size), int(trainer.global_rank)
 
     def _loader(self, dataset: MultiExperimentTripletDataset, **kwargs: Any) -> Any:
-        from monai.data import ThreadDataLoader
-
-        if self.num_workers > 0:
-            kwargs["persistent_workers"] = self.persistent_workers
-            if self.prefetch_factor is not None:
-                kwargs["prefetch_factor"] = self.prefetch_factor
-        return ThreadDataLoader(
+        return thread_data_loader(
             dataset,
-            use_thread_workers=True,
+            collate_fn=identity_collate,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
-            collate_fn=identity_collate,
+            persistent_workers=self.persistent_workers,
+            prefetch_factor=self.prefetch_factor,
             **kwargs,
         )
 

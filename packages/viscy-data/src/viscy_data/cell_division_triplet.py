@@ -18,7 +18,7 @@ from monai.transforms import MapTransform
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from viscy_data._patch_ops import apply_channel_wise, center_crop_yx
+from viscy_data._patch_ops import apply_channel_wise, center_crop_yx, thread_data_loader
 from viscy_data._tracks import batch_rng
 from viscy_data.hcs import HCSDataModule
 
@@ -318,22 +318,15 @@ class CellDivisionTripletDataModule(HCSDataModule):
             raise NotImplementedError("CellDivisionTripletDataModule has no test stage")
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> Any:
-        from monai.data import ThreadDataLoader
-
-        kwargs: dict[str, Any] = {}
-        if self.num_workers > 0:
-            kwargs["persistent_workers"] = self.persistent_workers
-            if self.prefetch_factor is not None:
-                kwargs["prefetch_factor"] = self.prefetch_factor
-        return ThreadDataLoader(
+        return thread_data_loader(
             dataset,
-            use_thread_workers=True,
             batch_size=self.batch_size,
             shuffle=shuffle,
             generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
-            **kwargs,
+            persistent_workers=self.persistent_workers,
+            prefetch_factor=self.prefetch_factor,
         )
 
     def train_dataloader(self) -> Any:

@@ -23,7 +23,12 @@ from monai.transforms import MapTransform
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from viscy_data._patch_ops import apply_channel_wise, center_crop_yx, identity_collate
+from viscy_data._patch_ops import (
+    apply_channel_wise,
+    center_crop_yx,
+    identity_collate,
+    thread_data_loader,
+)
 from viscy_data._reader import PatchBox, PatchReader
 from viscy_data._tracks import (
     TrackIndex,
@@ -631,25 +636,17 @@ class TripletDataModule(HCSDataModule):
     # ------------------------------------------------------------------ loaders
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> Any:
-        from monai.data import ThreadDataLoader
-
-        kwargs: dict[str, Any] = {}
-        if self.num_workers > 0:
-            kwargs["persistent_workers"] = self.persistent_workers
-            if self.prefetch_factor is not None:
-                kwargs["prefetch_factor"] = self.prefetch_factor
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return ThreadDataLoader(
+        return thread_data_loader(
             dataset,
-            use_thread_workers=True,
             batch_size=self.batch_size,
             shuffle=shuffle,
-            generator=generator,
-            num_workers=self.num_workers,
+            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
             drop_last=False,
-            pin_memory=self.pin_memory,
             collate_fn=identity_collate,
-            **kwargs,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+            prefetch_factor=self.prefetch_factor,
         )
 
     def train_dataloader(self) -> Any:
