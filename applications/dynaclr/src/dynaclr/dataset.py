@@ -28,22 +28,21 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from dynaclr.index import MultiExperimentIndex
-from viscy_data import NormStatsTable, PatchBox, PatchReader, batch_rng, read_norm_meta
+from viscy_data import (
+    ULTRACK_INDEX_COLUMNS,
+    NormStatsTable,
+    PatchBox,
+    PatchReader,
+    batch_rng,
+    read_norm_meta,
+)
 
 __all__ = ["MultiExperimentTripletDataset"]
 
 _INDEX_COLUMNS = (
     "experiment",
     "condition",
-    "fov_name",
-    "track_id",
-    "t",
-    "id",
-    "parent_track_id",
-    "parent_id",
-    "z",
-    "y",
-    "x",
+    *ULTRACK_INDEX_COLUMNS,
     "global_track_id",
     "hours_post_infection",
 )
