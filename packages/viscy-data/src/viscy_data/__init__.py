@@ -41,6 +41,8 @@ _EXPORTS: dict[str, str] = {
     "intensity_statistics": "statistics",
     "identity_collate": "loading",
     "thread_data_loader": "loading",
+    "PatchBox": "_reader",
+    "PatchReader": "_reader",
     "SelectWell": "select",
     "ShardedDistributedSampler": "distributed",
     "WorkerShardedSampler": "distributed",
