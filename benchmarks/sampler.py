@@ -50,7 +50,8 @@ def _fov_tracks(rng: np.random.Generator, parents: int, frames: int) -> pd.DataF
 
 def bench_index(n_cells: int, workdir: Path) -> dict:
     from dynaclr.experiment import ExperimentConfig, ExperimentRegistry
-    from dynaclr.index import MultiExperimentIndex, read_fov_tracks
+    from dynaclr.index import MultiExperimentIndex
+    from viscy_data import find_tracks_csv
 
     rng = np.random.default_rng(0)
     frames, fovs_per_exp = 100, 50
@@ -81,7 +82,7 @@ def bench_index(n_cells: int, workdir: Path) -> dict:
     tables = []
     for exp, names in zip(exps, fov_names, strict=True):
         for fov in names:
-            df = read_fov_tracks(exp.tracks_path, fov)
+            df = pd.read_csv(find_tracks_csv(exp.tracks_path, fov))
             df["experiment"] = exp.name
             df["fov_name"] = fov
             tables.append(df)
