@@ -37,6 +37,8 @@ _EXPORTS: dict[str, str] = {
     "ULTRACK_INDEX_COLUMNS": "_typing",
     # building blocks
     "read_norm_meta": "_utils",
+    "INTENSITY_STATISTICS_KEYS": "statistics",
+    "intensity_statistics": "statistics",
     "identity_collate": "loading",
     "thread_data_loader": "loading",
     # single-cell layer: reading, tracks, statistics, randomness, batch operations
