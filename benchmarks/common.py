@@ -52,6 +52,43 @@ def parse_ints(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
 
 
+def preload_imports() -> None:
+    """Import what every loader needs, so that the setup times measured exclude imports."""
+    import iohub.ngff  # noqa: F401
+    import tensorstore  # noqa: F401
+    import torch  # noqa: F401
+    from monai.data import ThreadDataLoader  # noqa: F401
+
+
+def synthetic_plate(
+    path: Path,
+    shape: Sequence[int],
+    channel_names: Sequence[str],
+    cells_per_fov: int,
+    tracks_path: Path | None = None,
+    seed: int = 0,
+) -> float:
+    """Write a 2-well x 2-FOV synthetic plate (NGFF 0.5) unless it exists; seconds spent."""
+    if path.exists():
+        return 0.0
+    from viscy_data.synthetic import write_synthetic_plate
+
+    seconds, _ = timed(
+        lambda: write_synthetic_plate(
+            path,
+            shape=tuple(shape),
+            channel_names=tuple(channel_names),
+            wells=(("A", "1"), ("B", "1")),
+            fovs_per_well=2,
+            version="0.5",
+            seed=seed,
+            tracks_path=tracks_path,
+            cells_per_fov=cells_per_fov,
+        )
+    )
+    return seconds
+
+
 def boxes_from_records(records: Iterable[tuple]) -> list[PatchBox]:
     """PatchBoxes from ``(position, t, channels, z, y, x)`` tuples recorded by a loader."""
     return [
