@@ -39,6 +39,10 @@ COMMANDS: dict[str, LazyCommand] = {
     "predict": LazyCommand(
         _LIGHTNING.format("predict"), "Write embeddings from a checkpoint (-c predict.yml)."
     ),
+    "export": LazyCommand(
+        _LIGHTNING.format("export"),
+        "Export a checkpoint's encoder to ONNX (-c export_onnx.yml).",
+    ),
     "demo": LazyCommand(
         "dynaclr.demo:main",
         "Synthetic plate -> train -> embed -> evaluate, on CPU in a few minutes.",
