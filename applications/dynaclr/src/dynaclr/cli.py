@@ -55,6 +55,22 @@ COMMANDS: dict[str, LazyCommand] = {
         "dynaclr.evaluation.linear_classifier:apply_main",
         "Label embeddings with a trained linear probe.",
     ),
+    "pseudo-tracks": LazyCommand(
+        "dynaclr.pseudo_tracks:main",
+        "Tracks CSVs from segmentation labels or centroids (pseudo-tracks).",
+    ),
+    "discover": LazyCommand(
+        "dynaclr.study.discover:main",
+        "Registry of plates, checkpoints, predictions and annotations in a folder.",
+    ),
+    "generate-predict-scripts": LazyCommand(
+        "dynaclr.study.predict_scripts:main",
+        "One SLURM predict script per checkpoint x dataset of a registry.",
+    ),
+    "generate-fit-config": LazyCommand(
+        "dynaclr.study.fit_config:main",
+        "A multi-experiment fit.yml from an experiments YAML and a model recipe.",
+    ),
     "inspect-batches": LazyCommand(
         "dynaclr.inspect_batches:main",
         "Write a PNG grid of anchor/positive/negative crops drawn from a config.",
