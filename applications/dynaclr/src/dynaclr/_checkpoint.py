@@ -45,13 +45,21 @@ def load_encoder_weights(
             f"{path} has no weights under prefix {prefix!r}; its top-level prefixes are "
             f"{prefixes[:8]}"
         )
-    result = encoder.load_state_dict(weights, strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    own = encoder.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    reshaped = [
+        f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in weights and tuple(weights[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or reshaped:
         raise ValueError(
-            f"The encoder does not match the weights under {prefix!r} in {path}: "
-            f"missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]} "
-            "(build the encoder with the checkpoint's architecture)"
+            f"The encoder does not match the weights under {prefix!r} in {path}: missing "
+            f"{missing[:5]}, unexpected {unexpected[:5]}, other shapes (checkpoint vs encoder) "
+            f"{reshaped[:3]}; build the encoder with the checkpoint's architecture"
         )
+    encoder.load_state_dict(weights)
     return encoder
 
 

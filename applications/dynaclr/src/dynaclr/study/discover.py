@@ -63,9 +63,18 @@ def _zarr_kind(path: Path) -> str | None:
 
 
 def _walk(root: Path) -> Iterator[tuple[str, Path]]:
-    """``(kind, path)`` of every plate, AnnData store, checkpoint and CSV under ``root``."""
-    for folder, dirs, files in os.walk(root):
+    """``(kind, path)`` of every plate, AnnData store, checkpoint and CSV under ``root``.
+
+    Symbolic links to folders are followed (each real folder is visited once).
+    """
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
         here = Path(folder)
+        real = os.path.realpath(here)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
         keep = []
         for name in sorted(dirs):
             if name.startswith("."):
