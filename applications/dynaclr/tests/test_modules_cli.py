@@ -68,8 +68,10 @@ def cli_run(demo_plate, two_experiments):
         "multi_modal_predict.yml",
         "fit.yml",
         "export_onnx.yml",
+        "multi_experiment_predict.yml",
     ):
         shutil.copy(EXAMPLES / name, root / name)
+    (root / "multiexp_demo").symlink_to(exp_root)  # where the multi-experiment examples look
     cpu = ["--trainer.accelerator", "cpu", "--trainer.devices", "1"]
     workers = ["--data.init_args.num_workers", "0"]
     fast = ["--trainer.fast_dev_run", "true", *workers, "--data.init_args.batch_size", "4", *cpu]
@@ -123,6 +125,20 @@ def cli_run(demo_plate, two_experiments):
         ),
         ("generated_print_config", ["fit", "-c", generated, "--print_config"]),
         ("generated_fit", ["fit", "-c", generated, *fast]),
+        (
+            "multi_experiment_predict",
+            ["predict", "-c", "multi_experiment_predict.yml", *predict,
+             "--model.init_args.encoder", two],
+        ),
+        (
+            "multi_experiment_predict_alone",
+            ["predict", "-c", "multi_experiment_predict.yml", *predict,
+             "--model.init_args.encoder", two,
+             "--data.init_args.predict_experiments", "[exp_a]",
+             "--trainer.callbacks", json.dumps([{
+                 "class_path": "viscy_utils.callbacks.embedding_writer.EmbeddingWriter",
+                 "init_args": {"output_path": "multiexp_demo/embeddings_exp_a.zarr"}}])],
+        ),
     ]  # fmt: skip
     (root / "steps.json").write_text(json.dumps(steps))
     proc = subprocess.run(
@@ -245,3 +261,41 @@ def test_generated_fit_config_runs(cli_run, two_experiments):
     assert data["channel_dropout_channels"] == [1]  # GFP, not the label-free channel
     _ok(results, "generated_print_config")
     _ok(results, "generated_fit")
+
+
+def test_multi_experiment_predict(cli_run, two_experiments):
+    anndata = pytest.importorskip("anndata")
+    root, results = cli_run
+    _ok(results, "multi_experiment_predict")
+    _ok(results, "multi_experiment_predict_alone")
+    exp_root, plates = two_experiments
+    both = anndata.read_zarr(exp_root / "embeddings.zarr")
+    alone = anndata.read_zarr(exp_root / "embeddings_exp_a.zarr")
+    columns = ["experiment", "condition", "well_name", "fov_name", "track_id", "t"]
+    assert set(columns + ["hours_post_infection"]) <= set(both.obs.columns)
+    keys = ["experiment", "fov_name", "track_id", "t"]
+    got = both.obs[keys].astype(str).agg("/".join, axis=1)
+    assert got.is_unique  # each cell-timepoint exactly once
+    want = (
+        pd.concat(
+            [p.cells.assign(experiment=name) for name, p in plates.items()], ignore_index=True
+        )[keys]
+        .astype(str)
+        .agg("/".join, axis=1)
+    )
+    assert set(got) == set(want) and len(got) == len(want)
+    # conditions, wells and hours post infection as the experiments YAML says
+    obs = both.obs
+    assert (obs["well_name"] == obs["fov_name"].astype(str).str.rsplit("/", n=1).str[0]).all()
+    expected_condition = np.where(obs["well_name"] == "A/1", "uninfected", "infected")
+    assert (obs["condition"].astype(str) == expected_condition).all()
+    start, interval = {"exp_a": (2.0, 30), "exp_b": (4.0, 15)}, obs["experiment"].astype(str)
+    hpi = [start[e][0] + t * start[e][1] / 60 for e, t in zip(interval, obs["t"], strict=True)]
+    np.testing.assert_allclose(obs["hours_post_infection"].astype(float), hpi)
+    # the same cells embedded alone or next to the other experiment: identical embeddings
+    assert set(alone.obs["experiment"].astype(str)) == {"exp_a"}
+    key_alone = alone.obs[keys].astype(str).agg("/".join, axis=1)
+    position = {k: i for i, k in enumerate(got)}
+    rows = [position[k] for k in key_alone]
+    assert len(rows) == len(plates["exp_a"].cells)
+    np.testing.assert_array_equal(alone.X, both.X[rows])
