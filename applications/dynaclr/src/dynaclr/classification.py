@@ -21,6 +21,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
 from dynaclr._checkpoint import freeze_module, load_encoder_weights
+from dynaclr._logging import log_loss
 
 __all__ = ["ClassificationModule", "classification_metrics", "render_confusion_matrix"]
 
@@ -226,15 +227,7 @@ class ClassificationModule(LightningModule):
             self._confusion[stage] = self._confusion[stage] + confusion.detach()
         else:
             self._confusion[stage] = confusion.detach()
-        self.log(
-            f"loss/{stage}",
-            loss,
-            on_step=stage == "train",
-            on_epoch=True,
-            prog_bar=True,
-            sync_dist=stage != "train",
-            batch_size=image.shape[0],
-        )
+        log_loss(self, loss, stage, image.shape[0])
         return loss
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:

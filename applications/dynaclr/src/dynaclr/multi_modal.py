@@ -24,6 +24,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
 from dynaclr._checkpoint import freeze_module, load_encoder_weights
+from dynaclr._logging import log_loss
 
 __all__ = ["MultiModalContrastiveModule", "cross_modal_nt_xent"]
 
@@ -192,15 +193,7 @@ class MultiModalContrastiveModule(LightningModule):
             negative = sim[off].mean() if n > 1 else torch.zeros((), device=sim.device)
         logs[f"metrics/cosine_similarity_positive/{stage}"] = positive
         logs[f"metrics/cosine_similarity_negative/{stage}"] = negative
-        self.log(
-            f"loss/{stage}",
-            loss,
-            on_step=stage == "train",
-            on_epoch=True,
-            prog_bar=True,
-            sync_dist=stage != "train",
-            batch_size=n,
-        )
+        log_loss(self, loss, stage, n)
         self.log_dict(logs, on_step=False, on_epoch=True, sync_dist=stage != "train", batch_size=n)
         return loss
 

@@ -164,8 +164,8 @@ def write_embedding_dataset(
 class EmbeddingWriter(BasePredictionWriter):
     """Collect ``{"features", "projections", "index"}`` predictions and write AnnData zarr.
 
-    A prediction may also carry ``"obsm": {name: (B, ...) array}``: each name present in
-    every batch is concatenated and stored in the store's ``obsm`` (e.g. the embeddings of
+    A prediction may also carry ``"obsm": {name: (B, ...) array}`` (the same names in every
+    batch): each is concatenated and stored in the store's ``obsm`` (e.g. the embeddings of
     a second modality).
 
     Parameters
@@ -281,7 +281,12 @@ def _flatten_predictions(predictions: Sequence[Any]) -> list[Mapping[str, Any]]:
 def _concatenate_obsm(batches: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
     """The ``obsm`` arrays that every batch carries, concatenated in batch order."""
     per_batch = [b.get("obsm") or {} for b in batches]
-    keys = [k for k in per_batch[0] if all(k in m for m in per_batch)]
+    keys = list(per_batch[0])
+    for i, m in enumerate(per_batch):
+        if set(m) != set(keys):
+            raise KeyError(
+                f"prediction of batch {i} has obsm keys {sorted(m)}, batch 0 has {sorted(keys)}"
+            )
     return {k: np.concatenate([_to_numpy(m[k]) for m in per_batch]) for k in keys}
 
 
