@@ -1,5 +1,5 @@
-"""Unit tests of the classification and multi-modal modules, the paired-channel data
-module, pseudo-tracks, the study helpers and the optional-dependency guard."""
+"""Unit tests of the classification and multi-modal modules, pseudo-tracks, the study
+helpers and the optional-dependency guard."""
 
 from __future__ import annotations
 
@@ -143,38 +143,6 @@ def test_multi_modal_rejects_unpaired_batches():
         module.predict_step({"anchor": torch.rand(2, 1, 1, 16, 16)}, 0)
     with pytest.raises(KeyError, match="not \\['fluorescence'\\]"):
         module.predict_step({"anchor": {"label_free": torch.rand(2, 1, 1, 16, 16)}}, 0)
-
-
-def test_paired_channel_data_module_splits_views(demo_plate):
-    from viscy_data import PairedChannelTripletDataModule
-
-    root, _ = demo_plate
-    dm = PairedChannelTripletDataModule(
-        channel_groups={"lf": ["Phase3D"], "fl": ["GFP"], "both": ["GFP", "Phase3D"]},
-        data_path=str(root / "demo_output" / "plate.zarr"),
-        tracks_path=str(root / "demo_output" / "tracks"),
-        z_range=(0, 1),
-        initial_yx_patch_size=(32, 32),
-        final_yx_patch_size=(32, 32),
-        batch_size=4,
-        num_workers=0,
-        time_interval=1,
-        return_negative=False,
-    )
-    assert dm.source_channel == ["Phase3D", "GFP"]
-    dm.setup("fit")
-    batch = next(iter(dm.train_dataloader()))
-    raw = {k: batch[k].float().clone() for k in ("anchor", "positive")}
-    out = dm.on_after_batch_transfer(batch, 0)
-    for key in ("anchor", "positive"):
-        assert set(out[key]) == {"lf", "fl", "both"}
-        torch.testing.assert_close(out[key]["lf"], raw[key][:, [0]])
-        torch.testing.assert_close(out[key]["fl"], raw[key][:, [1]])
-        torch.testing.assert_close(out[key]["both"], raw[key][:, [1, 0]])
-    with pytest.raises(ValueError, match="do not pass source_channel"):
-        PairedChannelTripletDataModule(
-            channel_groups={"lf": ["Phase3D"]}, source_channel=["GFP"], data_path="x"
-        )
 
 
 # ------------------------------------------------------------------ pseudo-tracks
