@@ -294,3 +294,41 @@ def test_missing_extra_names_it(monkeypatch, capsys):
     assert main(["train-linear-classifier", "--embeddings", "x.zarr"]) == 1
     err = capsys.readouterr().err
     assert "sklearn" in err and "dynaclr[eval]" in err
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        ("pseudo-tracks", "--mask-channel"),
+        ("discover", "--out"),
+        ("generate-predict-scripts", "--predictions-root"),
+        ("generate-fit-config", "--recipe"),
+    ],
+)
+def test_study_commands_help(command, option, capsys):
+    from dynaclr.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert option in capsys.readouterr().out
+
+
+def test_generate_fit_config_errors(two_experiments, tmp_path, capsys):
+    from dynaclr.study.fit_config import build_fit_config, load_recipe
+
+    exp_root, _ = two_experiments
+    yaml_path = exp_root / "experiments.yml"
+    with pytest.raises(ValueError, match=r"val_experiments \['exp_z'\]"):
+        build_fit_config(yaml_path, "tiny", val_experiments=["exp_z"])
+    with pytest.raises(ValueError, match="none is left to train"):
+        build_fit_config(yaml_path, "tiny", val_experiments=["exp_a", "exp_b"])
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['optimizer'\]"):
+        load_recipe({"optimizer": "sgd"})
+    recipe = tmp_path / "recipe.yml"
+    recipe.write_text("base: tiny\ndata: {batch_size: 7}\ntrainer: {max_epochs: 2}\n")
+    config = build_fit_config(yaml_path, recipe)
+    assert config["data"]["init_args"]["batch_size"] == 7
+    assert config["data"]["init_args"]["yx_patch_size"] == [40, 40]  # from tiny
+    assert config["trainer"]["max_epochs"] == 2
+    assert config["model"]["init_args"]["encoder"]["class_path"].endswith("TinyEncoder")

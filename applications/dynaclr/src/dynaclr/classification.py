@@ -125,6 +125,9 @@ class ClassificationModule(LightningModule):
         Shape of a dummy input for Lightning's model summary and ONNX export.
     """
 
+    #: names of the ONNX graph's outputs (``dynaclr export``)
+    onnx_output_names = ("logits",)
+
     def __init__(
         self,
         encoder: nn.Module,

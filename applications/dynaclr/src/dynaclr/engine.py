@@ -142,6 +142,9 @@ class ContrastiveModule(LightningModule):
         Shape of a dummy input used by Lightning's model summary; None skips it.
     """
 
+    #: names of the ONNX graph's outputs (``dynaclr export``)
+    onnx_output_names = ("features", "projections")
+
     def __init__(
         self,
         encoder: nn.Module,

@@ -84,6 +84,9 @@ class MultiModalContrastiveModule(LightningModule):
         AdamW settings.
     """
 
+    #: names of the ONNX graph's outputs (``dynaclr export``)
+    onnx_output_names = ("features", "projections")
+
     def __init__(
         self,
         source_encoder: nn.Module,
