@@ -332,3 +332,40 @@ def test_generate_fit_config_errors(two_experiments, tmp_path, capsys):
     assert config["data"]["init_args"]["yx_patch_size"] == [40, 40]  # from tiny
     assert config["trainer"]["max_epochs"] == 2
     assert config["model"]["init_args"]["encoder"]["class_path"].endswith("TinyEncoder")
+
+
+def test_pseudo_tracks_from_an_ome_zarr_labels_group(tmp_path):
+    import zarr
+
+    from dynaclr.pseudo_tracks import write_pseudo_tracks
+    from viscy_data.synthetic import write_synthetic_plate
+
+    plate = write_synthetic_plate(
+        tmp_path / "p.zarr",
+        shape=(2, 1, 1, 32, 32),
+        channel_names=("Phase3D",),
+        wells=(("A", "1"),),
+        fovs_per_well=1,
+        version="0.4",
+    )
+    labels = np.zeros((2, 1, 1, 32, 32), dtype=np.int32)
+    labels[0, 0, 0, 2:6, 2:6] = 1
+    labels[0, 0, 0, 20:24, 10:14] = 2
+    labels[1, 0, 0, 8:12, 8:12] = 5
+    group = zarr.open_group(str(plate.path / "A" / "1" / "0"), mode="a")
+    group.create_group("labels").create_group("cells").create_array(
+        "0", shape=labels.shape, dtype=labels.dtype
+    )[:] = labels
+    table = write_pseudo_tracks(plate.path, tmp_path / "tracks", labels="cells", min_size=4)
+    assert table[["t", "y", "x"]].to_numpy().tolist() == [
+        [0, 3.5, 3.5],
+        [0, 21.5, 11.5],
+        [1, 9.5, 9.5],
+    ]
+    assert table["track_id"].tolist() == [1, 2, 3]
+    written = pd.read_csv(tmp_path / "tracks" / "A" / "1" / "0" / "tracks.csv")
+    assert len(written) == 3 and (written["parent_track_id"] == -1).all()
+    del group["labels"]["cells"]["0"]  # a label image of another size than the FOV
+    group["labels"]["cells"].create_array("0", shape=(2, 1, 1, 16, 16), dtype="int32")
+    with pytest.raises(ValueError, match=r"has \(T, Z, Y, X\) = \(2, 1, 16, 16\)"):
+        write_pseudo_tracks(plate.path, tmp_path / "t2", labels="cells", progress=False)
