@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ def export_onnx(
     opset_version: int | None = None,
     overwrite: bool = False,
     dynamo: bool = True,
+    output_names: Sequence[str] | None = None,
 ) -> Path:
     """Write ``model`` as an ONNX graph whose input and output batch axis is dynamic.
 
@@ -36,6 +38,8 @@ def export_onnx(
     dynamo : bool
         Use the ``torch.export``-based exporter (needs ``onnxscript``) rather
         than the TorchScript one.
+    output_names : list of str, optional
+        Names of the graph's outputs, one per returned tensor (``["output"]`` when None).
 
     Returns
     -------
@@ -54,14 +58,15 @@ def export_onnx(
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=export_path.parent, prefix=".tmp-")
     os.close(fd)
     try:
-        kwargs: dict = {"input_names": ["input"], "output_names": ["output"]}
+        names = list(output_names) if output_names else ["output"]
+        kwargs: dict = {"input_names": ["input"], "output_names": names}
         if opset_version is not None:
             kwargs["opset_version"] = opset_version
         if dynamo:
             batch = torch.export.Dim("batch", min=1)
             kwargs["dynamic_shapes"] = ({0: batch},)
         else:
-            kwargs["dynamic_axes"] = {"input": {0: "batch"}, "output": {0: "batch"}}
+            kwargs["dynamic_axes"] = {"input": {0: "batch"}, **{n: {0: "batch"} for n in names}}
         with torch.no_grad():
             torch.onnx.export(model, (example_input,), tmp, dynamo=dynamo, **kwargs)
         os.replace(tmp, export_path)

@@ -51,7 +51,8 @@ class VisCyTrainer(Trainer):
         input_shape : tuple of int, optional
             Example input shape, e.g. ``(1, 1, 5, 256, 256)``; defaults to the
             shape of ``model.example_input_array``. The batch axis is exported
-            as dynamic.
+            as dynamic. A model's ``onnx_output_names`` attribute, when set, names the
+            graph's outputs.
         format : str
             Only ``"onnx"``.
         opset_version : int, optional
@@ -81,5 +82,10 @@ class VisCyTrainer(Trainer):
                 "(e.g. --input_shape [1,1,5,256,256])"
             )
         return export_onnx(
-            model.cpu(), export_path, example, opset_version=opset_version, overwrite=overwrite
+            model.cpu(),
+            export_path,
+            example,
+            opset_version=opset_version,
+            overwrite=overwrite,
+            output_names=getattr(model, "onnx_output_names", None),
         )
