@@ -39,6 +39,8 @@ _EXPORTS: dict[str, str] = {
     "PatchBox": "_reader",
     "PatchReader": "_reader",
     "read_norm_meta": "_utils",
+    "identity_collate": "loading",
+    "thread_data_loader": "loading",
     "SelectWell": "select",
     "ShardedDistributedSampler": "distributed",
     "WorkerShardedSampler": "distributed",
