@@ -21,11 +21,13 @@ The package has one module per step: ``_simulate`` (tracks and phenotypes), ``_r
 """
 
 from viscy_data.synthetic._cli import main
+from viscy_data.synthetic._render import PHENOTYPES
 from viscy_data.synthetic._simulate import TRACKS_COLUMNS, simulate_tracks
 from viscy_data.synthetic._statistics import STATISTICS_KEYS, compute_statistics
 from viscy_data.synthetic._write import SyntheticPlate, write_synthetic_plate
 
 __all__ = [
+    "PHENOTYPES",
     "STATISTICS_KEYS",
     "TRACKS_COLUMNS",
     "SyntheticPlate",
