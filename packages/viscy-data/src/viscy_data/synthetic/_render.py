@@ -54,6 +54,31 @@ PHENOTYPES = ("reporter", "relocalization")
 _NUCLEUS_R2 = 0.12  # nuclear profile exp(-r2 / (2 * this)): sigma ~ 0.35 cell radii
 _RELOCALIZED_FRACTION = 0.85  # of the reporter in the nucleus of an infected cell
 _RELOCALIZATION_ELONGATION = (1.06, 0.95)  # (long, short) axis factors when infected
+_FLICKER_SIGMA = 0.3  # per-frame log-normal jitter of each cell's reporter brightness
+_DEBRIS_PER_CELL = 2.0  # fluorescent debris blobs per cell and frame, placed anew each frame
+
+
+def _add_debris(
+    plane: np.ndarray, n_cells: int, rng: np.random.Generator, scale: float = 1.0
+) -> None:
+    """Bright blobs of random size at random places, new each frame (``"relocalization"``).
+
+    They look like reporter puncta to an encoder that has not learnt which structures follow
+    a cell over time.
+    """
+    depth, height, width = plane.shape
+    n = rng.poisson(_DEBRIS_PER_CELL * max(n_cells, 1))
+    for _ in range(n):
+        cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+        sigma = rng.uniform(1.0, 3.5)
+        peak = scale * rng.lognormal(np.log(900.0), 0.5)
+        half = int(np.ceil(3 * sigma))
+        y0, y1 = max(0, int(cy) - half), min(height, int(cy) + half + 1)
+        x0, x1 = max(0, int(cx) - half), min(width, int(cx) + half + 1)
+        yy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(cy)
+        xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(cx)
+        blob = np.exp(-(yy * yy + xx * xx) / np.float32(2 * sigma * sigma)) * np.float32(peak)
+        plane[:, y0:y1, x0:x1] += blob[None]
 
 
 @dataclass(frozen=True)
@@ -211,6 +236,8 @@ def render_timepoint(
         v = (-yy * sin + xx * cos) / np.float32(b)
         r2 = u * u + v * v
         level = 1.0 if reporter_levels is None else reporter_levels.get(row.track_id, 1.0)
+        if phenotype == "relocalization":
+            level *= float(rng.lognormal(0.0, _FLICKER_SIGMA))
         cell = CellWindow(np.exp(-(r2 * r2)), r2, infected, phenotype, level)
         # each cell is sharp at its own focal slice and fainter away from it
         focus = np.exp(-((z_index - np.float32(row.z)) ** 2) / np.float32(2 * Z_SIGMA**2))
@@ -218,6 +245,10 @@ def render_timepoint(
         for c, renderer in enumerate(renderers):
             image[c, :, y0:y1, x0:x1] += weight * renderer.cell_signal(cell)
         mask[:, y0:y1, x0:x1] |= (r2 <= 1.0)[None] & (focus > 0.1)[:, None, None]
+    if phenotype == "relocalization":
+        for c, renderer in enumerate(renderers):
+            if renderer.name == "fluorescence":
+                _add_debris(image[c], len(cells), rng)
     return image, mask
 
 
