@@ -69,6 +69,7 @@ def write_embedding_dataset(
     embedding_key: Literal["features", "projections"] = "features",
     overwrite: bool = False,
     zarr_format: Literal[2, 3] = 2,
+    uns: dict | None = None,
 ) -> Path:
     """Write embeddings as an AnnData zarr store (via a temporary path, then rename).
 
@@ -95,6 +96,8 @@ def write_embedding_dataset(
     zarr_format : {2, 3}
         Zarr format of the store (``anndata.read_zarr`` reads both; 2 is the most widely
         readable by other tools).
+    uns : dict, optional
+        Extra entries of ``adata.uns`` (e.g. ``{"provenance": {...}}``).
 
     Returns
     -------
@@ -116,6 +119,8 @@ def write_embedding_dataset(
             obs[column] = obs[column].astype(str)
     obs.index = obs.index.astype(str)
     adata = ad.AnnData(X=features, obs=obs)
+    if uns:
+        adata.uns.update(uns)
     if projections is not None:
         projections = np.asarray(projections, dtype=np.float32)
         if len(projections) != len(features):
@@ -195,6 +200,24 @@ class EmbeddingWriter(BasePredictionWriter):
         self.phate_kwargs = phate_kwargs
         self.pca_kwargs = pca_kwargs
         self.overwrite = overwrite
+        #: The run's parsed config (YAML); set by the ``predict`` CLI, stored as provenance.
+        self.config_yaml: str | None = None
+
+    def provenance(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, str]:
+        """Where the embeddings came from: checkpoint, data, model class and config."""
+        datamodule = getattr(trainer, "datamodule", None)
+        info = {
+            "written_by": f"{type(self).__module__}.{type(self).__name__}",
+            "checkpoint": str(trainer.ckpt_path) if trainer.ckpt_path else "",
+            "model": f"{type(pl_module).__module__}.{type(pl_module).__name__}",
+        }
+        for key in ("data_path", "tracks_path"):
+            value = getattr(datamodule, key, None)
+            if value is not None:
+                info[key] = str(value)
+        if self.config_yaml:
+            info["config"] = self.config_yaml
+        return info
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Fail before any prediction runs if the output exists and may not be replaced."""
@@ -243,6 +266,7 @@ class EmbeddingWriter(BasePredictionWriter):
             phate_kwargs=self.phate_kwargs,
             embedding_key=self.embedding_key,
             overwrite=self.overwrite,
+            uns={"provenance": self.provenance(trainer, pl_module)},
         )
         _logger.info("Wrote %d embeddings to %s", len(features), self.output_path)
 
