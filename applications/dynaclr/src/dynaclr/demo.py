@@ -269,6 +269,7 @@ def write_configs(
             "devices": 1,
             "precision": "32-true",
             "logger": False,
+            "default_root_dir": str(out / "predict"),  # the CLI saves the parsed config here
             "enable_model_summary": False,
             **progress,
             "callbacks": [
@@ -382,8 +383,13 @@ def _run_demo(out: Path, config: DemoConfig, overwrite: bool, progress: bool) ->
     print(f"[1/5] writing a synthetic plate to {out / 'plate.zarr'} ({config.phenotype})")
     plate = write_synthetic_plate(
         out / "plate.zarr",
-        shape=(config.timepoints, len(_CHANNELS), config.z_slices, config.image_size,
-               config.image_size),
+        shape=(
+            config.timepoints,
+            len(_CHANNELS),
+            config.z_slices,
+            config.image_size,
+            config.image_size,
+        ),
         channel_names=_CHANNELS,
         wells=config.wells,
         fovs_per_well=config.fovs_per_well,
@@ -416,19 +422,59 @@ def _run_demo(out: Path, config: DemoConfig, overwrite: bool, progress: bool) ->
     for path in embeddings.values():
         _cli(["reduce", str(path), "--method", "pca"])
     report_dir = out / "evaluation"
-    _cli(["evaluate", str(embeddings["untrained"]), str(embeddings["trained"]),
-          "--name", "untrained", "--name", "trained", "--label", "infection_state",
-          "--condition", "condition", "--group-by", "fov", "--out", str(report_dir),
-          "--seed", str(config.seed)])
+    _cli(
+        [
+            "evaluate",
+            str(embeddings["untrained"]),
+            str(embeddings["trained"]),
+            "--name",
+            "untrained",
+            "--name",
+            "trained",
+            "--label",
+            "infection_state",
+            "--condition",
+            "condition",
+            "--group-by",
+            "fov",
+            "--out",
+            str(report_dir),
+            "--seed",
+            str(config.seed),
+        ]
+    )
     evaluation = json.loads((report_dir / "metrics.json").read_text())
 
     print("[5/5] dynaclr plot")
     figures = out / "figures"
-    _cli(["plot", "scatter", str(embeddings["trained"]), str(embeddings["untrained"]),
-          "--color-by", "infection_state", "--out", str(figures)])
+    _cli(
+        [
+            "plot",
+            "scatter",
+            str(embeddings["trained"]),
+            str(embeddings["untrained"]),
+            "--color-by",
+            "infection_state",
+            "--out",
+            str(figures),
+        ]
+    )
     gallery = figures / "gallery_trained.png"
-    _cli(["plot", "gallery", str(embeddings["trained"]), "--plate", str(plate.path),
-          "--out", str(gallery), "-k", "4", "--per-cluster", "6"])
+    _cli(
+        [
+            "plot",
+            "gallery",
+            str(embeddings["trained"]),
+            "--plate",
+            str(plate.path),
+            "--out",
+            str(gallery),
+            "-k",
+            "4",
+            "--per-cluster",
+            "6",
+        ]
+    )
 
     metrics = {}
     for name, m in evaluation["models"].items():
