@@ -90,6 +90,38 @@ COMMANDS: dict[str, LazyCommand] = {
         "dynaclr.study.fit_config:main",
         "A multi-experiment fit.yml from an experiments YAML and a model recipe.",
     ),
+    "reduce": LazyCommand(
+        "dynaclr.evaluation.reduce:main",
+        "Add PCA / UMAP / PHATE coordinates to embedding zarrs (jointly over several).",
+    ),
+    "annotate": LazyCommand(
+        "dynaclr.evaluation.annotate:main",
+        "Merge an annotation CSV into the obs of an embedding zarr.",
+    ),
+    "append-predictions": LazyCommand(
+        "dynaclr.evaluation.append_predictions:main",
+        "Add a classifier's predictions CSV to the obs of an embedding zarr.",
+    ),
+    "split": LazyCommand(
+        "dynaclr.evaluation.split:main",
+        "Split an embedding zarr into one zarr per experiment or well.",
+    ),
+    "info": LazyCommand(
+        "dynaclr.evaluation.info:main",
+        "Shape, obs columns, obsm keys and provenance of embedding zarrs.",
+    ),
+    "plot": LazyCommand(
+        "dynaclr.evaluation.plot:main",
+        "PNG scatters of obsm coordinates and galleries of cell crops.",
+    ),
+    "evaluate": LazyCommand(
+        "dynaclr.evaluation.evaluate:main",
+        "Grouped-CV linear probe, kNN, temporal smoothness, MMD; Markdown report.",
+    ),
+    "explore": LazyCommand(
+        "dynaclr.evaluation.explore:main",
+        "Interactive HTML of the embedding with each cell's crops over time.",
+    ),
     "inspect-batches": LazyCommand(
         "dynaclr.inspect_batches:main",
         "Write a PNG grid of anchor/positive/negative crops drawn from a config.",

@@ -17,7 +17,13 @@ import numpy as np
 import pandas as pd
 
 from viscy_data.statistics import intensity_statistics
-from viscy_data.synthetic._render import background_field, channel_kinds, render_timepoint, to_dtype
+from viscy_data.synthetic._render import (
+    PHENOTYPES,
+    background_field,
+    channel_kinds,
+    render_timepoint,
+    to_dtype,
+)
 from viscy_data.synthetic._simulate import (
     CONDITIONS,
     TRACKS_COLUMNS,
@@ -100,6 +106,7 @@ def _write_fov(
     onset: int,
     normalization: bool,
     bar: object | None,
+    phenotype: str = "reporter",
 ) -> _FovResult:
     """Simulate, render and write one FOV; return its cells and statistics."""
     n_t, n_c, n_z, n_y, n_x = shape
@@ -107,6 +114,12 @@ def _write_fov(
     tracks = simulate_tracks(rng, cells_per_fov, n_t, (n_y, n_x), n_z)
     onsets = infection_onsets(rng, tracks, job.condition == "infected", onset)
     background = background_field(rng, n_y, n_x)
+    levels_by_track = None
+    if phenotype != "reporter":  # own stream: the default plate's bytes do not change
+        extra = np.random.default_rng([*job.seed, 1])
+        lineage = tracks.groupby("track_id")["lineage"].first()
+        by_lineage = {int(k): float(extra.lognormal(0.0, 0.5)) for k in np.unique(lineage)}
+        levels_by_track = {int(tid): by_lineage[int(lin)] for tid, lin in lineage.items()}
 
     stats_step = max(1, min(n_y, n_x) // 128)
     tp_stats: dict[str, dict[str, dict]] = {name: {} for name in channel_names}
@@ -114,7 +127,15 @@ def _write_fov(
     by_t = dict(tuple(tracks.groupby("t")))
     for t in range(n_t):
         frame, mask = render_timepoint(
-            by_t.get(t, tracks.iloc[:0]), onsets, t, (n_c, n_z, n_y, n_x), kinds, background, rng
+            by_t.get(t, tracks.iloc[:0]),
+            onsets,
+            t,
+            (n_c, n_z, n_y, n_x),
+            kinds,
+            background,
+            rng,
+            phenotype=phenotype,
+            reporter_levels=levels_by_track,
         )
         frame = to_dtype(frame, dtype)
         job.image[t] = frame
@@ -166,6 +187,7 @@ def write_synthetic_plate(
     well_conditions: dict[str, str] | None = None,
     infection_onset: int | None = None,
     progress: bool = False,
+    phenotype: str = "reporter",
 ) -> SyntheticPlate:
     """Write a synthetic HCS OME-Zarr plate of tracked cells.
 
@@ -210,6 +232,12 @@ def write_synthetic_plate(
         each cell's onset is jittered by up to one frame.
     progress : bool
         Show a progress bar.
+    phenotype : {"reporter", "relocalization"}
+        What infection looks like in fluorescence channels (see
+        :data:`viscy_data.synthetic.PHENOTYPES`). ``"reporter"`` (default, unchanged plates):
+        a bright reporter appears and cells elongate, so mean brightness tells infection.
+        ``"relocalization"``: a reporter every cell expresses at its own level moves from the
+        cytoplasm to the nucleus at matched total intensity, with a subtle shape change.
 
     Returns
     -------
@@ -237,6 +265,8 @@ def write_synthetic_plate(
     if bad:
         raise ValueError(f"Unknown conditions {bad}; use one of {CONDITIONS}.")
     onset = n_t // 3 if infection_onset is None else int(infection_onset)
+    if phenotype not in PHENOTYPES:
+        raise ValueError(f"phenotype must be one of {PHENOTYPES}, got {phenotype!r}")
     tracks_root = Path(tracks_path) if tracks_path is not None else None
     if tracks_root is not None and tracks_root.exists():
         raise FileExistsError(f"Refusing to overwrite existing tracks directory: {tracks_root}")
@@ -305,6 +335,7 @@ def write_synthetic_plate(
                 onset=onset,
                 normalization=normalization,
                 bar=bar,
+                phenotype=phenotype,
             )
             with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
                 results = list(pool.map(render, jobs))

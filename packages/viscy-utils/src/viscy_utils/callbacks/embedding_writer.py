@@ -70,6 +70,7 @@ def write_embedding_dataset(
     overwrite: bool = False,
     zarr_format: Literal[2, 3] = 2,
     obsm: Mapping[str, np.ndarray] | None = None,
+    uns: dict | None = None,
 ) -> Path:
     """Write embeddings as an AnnData zarr store (via a temporary path, then rename).
 
@@ -99,6 +100,8 @@ def write_embedding_dataset(
     obsm : mapping of str to np.ndarray, optional
         More per-cell arrays (one row per cell) stored under ``obsm`` as given, e.g. a
         second modality's embeddings.
+    uns : dict, optional
+        Extra entries of ``adata.uns`` (e.g. ``{"provenance": {...}}``).
 
     Returns
     -------
@@ -120,6 +123,8 @@ def write_embedding_dataset(
             obs[column] = obs[column].astype(str)
     obs.index = obs.index.astype(str)
     adata = ad.AnnData(X=features, obs=obs)
+    if uns:
+        adata.uns.update(uns)
     if projections is not None:
         projections = np.asarray(projections, dtype=np.float32)
         if len(projections) != len(features):
@@ -208,6 +213,24 @@ class EmbeddingWriter(BasePredictionWriter):
         self.phate_kwargs = phate_kwargs
         self.pca_kwargs = pca_kwargs
         self.overwrite = overwrite
+        #: The run's parsed config (YAML); set by the ``predict`` CLI, stored as provenance.
+        self.config_yaml: str | None = None
+
+    def provenance(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, str]:
+        """Where the embeddings came from: checkpoint, data, model class and config."""
+        datamodule = getattr(trainer, "datamodule", None)
+        info = {
+            "written_by": f"{type(self).__module__}.{type(self).__name__}",
+            "checkpoint": str(trainer.ckpt_path) if trainer.ckpt_path else "",
+            "model": f"{type(pl_module).__module__}.{type(pl_module).__name__}",
+        }
+        for key in ("data_path", "tracks_path"):
+            value = getattr(datamodule, key, None)
+            if value is not None:
+                info[key] = str(value)
+        if self.config_yaml:
+            info["config"] = self.config_yaml
+        return info
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Fail before any prediction runs if the output exists and may not be replaced."""
@@ -258,6 +281,7 @@ class EmbeddingWriter(BasePredictionWriter):
             embedding_key=self.embedding_key,
             overwrite=self.overwrite,
             obsm=obsm,
+            uns={"provenance": self.provenance(trainer, pl_module)},
         )
         _logger.info("Wrote %d embeddings to %s", len(features), self.output_path)
 
