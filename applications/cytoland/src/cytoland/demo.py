@@ -32,6 +32,7 @@ _MARKER = ".cytoland_demo"
 SOURCE = "Phase3D"
 TARGETS = ("Nuclei", "Membrane")
 _KINDS = ("labelfree_nucleus", "nucleus", "membrane")
+PREDICTION_SUFFIX = " prediction"
 
 
 @dataclass
@@ -47,7 +48,7 @@ class DemoConfig:
     patch_size: int = 48
     predict_tile: int = 96
     batch_size: int = 16
-    epochs: int = 25
+    epochs: int = 15
     lr: float = 3e-3
     num_filters: tuple[int, ...] = (8, 16, 32)
     num_workers: int = 0
@@ -59,7 +60,7 @@ class DemoConfig:
         return cls(
             timepoints=2,
             image_size=64,
-            fovs_per_well=3,
+            fovs_per_well=4,
             cells_per_fov=6,
             patch_size=32,
             predict_tile=48,
@@ -235,7 +236,11 @@ def predict_config(
             "callbacks": [
                 {
                     "class_path": "viscy_utils.HCSPredictionWriter",
-                    "init_args": {"output_store": str(output_store), "overwrite": True},
+                    "init_args": {
+                        "output_store": str(output_store),
+                        "prediction_suffix": PREDICTION_SUFFIX,
+                        "overwrite": True,
+                    },
                 }
             ],
         },
@@ -301,7 +306,7 @@ def _score(
                 source = torch.from_numpy(_normalized(pos, channels, [SOURCE]))
                 candidates = {"baseline": source.expand_as(target).contiguous()}
                 for model, store in stores.items():
-                    pred_names = [f"{t}_prediction" for t in TARGETS]
+                    pred_names = [f"{t}{PREDICTION_SUFFIX}" for t in TARGETS]
                     idx = [store.channel_names.index(c) for c in pred_names]
                     candidates[model] = torch.from_numpy(
                         store[name]["0"].oindex[:, idx].astype(np.float32)
