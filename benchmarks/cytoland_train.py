@@ -13,15 +13,13 @@ Loader alone iterates the DataLoader; the full step does everything above. Targe
 convnextv2_tiny``): it also reports the GPU utilisation sampled during the timed steps
 (target >= 90%).
 
-    uv run python benchmarks/cytoland_train.py [--size 256 --patch 128 --steps 8]
+    uv run python -m benchmarks.cytoland_train [--size 256 --patch 128 --steps 8]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import tempfile
 import threading
@@ -29,6 +27,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from benchmarks.common import emit, machine
 
 CHANNELS = ("Phase3D", "Nuclei", "Membrane")
 KINDS = ("labelfree_nucleus", "nucleus", "membrane")
@@ -206,9 +206,8 @@ def run(args: argparse.Namespace) -> dict:
         "pass": bool(ratio >= 3.0),
         "gpu": gpu,
         "machine": {
-            "python": platform.python_version(),
+            **machine(),
             "torch": torch.__version__,
-            "cpus": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "loadavg": list(os.getloadavg()),
             "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
@@ -217,4 +216,4 @@ def run(args: argparse.Namespace) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(_parser().parse_args()), indent=2))
+    emit(run(_parser().parse_args()))

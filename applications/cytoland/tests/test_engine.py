@@ -166,3 +166,19 @@ def test_predict_step_tiles_whole_fovs():
     tta = VSUNet("Unet2d", _UNET, predict_tile_yx=(32, 32), test_time_augmentations=["identity"])
     tta.load_state_dict(model.state_dict())
     assert torch.allclose(tta.eval().predict_step({"source": source}, 0), out, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("architecture", "config"),
+    [
+        ("Unet3d", {"depth": 2, "mult_chan": 4, "in_stack_depth": 4}),
+        ("Unet25d", {"num_blocks": 2, "in_stack_depth": 5}),
+        ("UNeXt2", {"backbone": "convnextv2_atto", "in_stack_depth": 5}),
+        ("fcmae", {**_FCMAE, "in_stack_depth": 5, "stem_kernel_size": [5, 4, 4]}),
+    ],
+)
+def test_every_architecture_has_a_freezable_encoder(architecture, config):
+    model = VSUNet(architecture, config, freeze_encoder=True)
+    frozen = [n for n, p in model.model.named_parameters() if not p.requires_grad]
+    trainable = [n for n, p in model.model.named_parameters() if p.requires_grad]
+    assert frozen and trainable, architecture

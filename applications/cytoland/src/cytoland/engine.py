@@ -48,7 +48,7 @@ _ENCODER_PREFIXES: dict[str, tuple[str, ...]] = {
     "FullyConvolutionalMAE": ("encoder.",),
     "Unet2d": ("down_conv_block_", "bottom_transition_block."),
     "Unet25d": ("down_conv_block_", "bottom_transition_block."),
-    "Unet3d": ("input_block.", "down.", "encoder_blocks."),
+    "Unet3d": ("inconv.", "_downsamples.", "_encoder_blocks.", "bottleneck."),
 }
 
 _Schedule = Literal["WarmupCosine", "Constant"]

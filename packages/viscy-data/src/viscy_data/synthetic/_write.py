@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-<<<<<<< HEAD
+from viscy_data.statistics import intensity_statistics
 from viscy_data.synthetic._render import (
     CHANNEL_KINDS,
     background_field,
@@ -24,10 +24,6 @@ from viscy_data.synthetic._render import (
     to_dtype,
 )
 from viscy_data.synthetic._render import channel_kinds as kinds_from_names
-=======
-from viscy_data.statistics import intensity_statistics
-from viscy_data.synthetic._render import background_field, channel_kinds, render_timepoint, to_dtype
->>>>>>> main
 from viscy_data.synthetic._simulate import (
     CONDITIONS,
     TRACKS_COLUMNS,
