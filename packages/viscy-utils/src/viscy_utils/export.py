@@ -75,3 +75,58 @@ def export_onnx(
             os.remove(tmp)
         model.train(was_training)
     return export_path
+
+
+def verify_onnx(
+    model: torch.nn.Module,
+    onnx_path: str | Path,
+    example_input: torch.Tensor,
+    atol: float = 1e-4,
+) -> float:
+    """Run an exported graph with onnxruntime and compare it with ``model``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model that was exported (run in eval mode on CPU).
+    onnx_path : str or Path
+        The ``.onnx`` file.
+    example_input : torch.Tensor
+        Input given to both.
+    atol : float
+        Largest absolute difference accepted.
+
+    Returns
+    -------
+    float
+        The largest absolute difference between the two outputs.
+
+    Raises
+    ------
+    AssertionError
+        When the outputs differ by more than ``atol`` (or differ in shape).
+    """
+    ort = optional_import("onnxruntime", "export")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            expected = model(example_input.cpu())
+    finally:
+        model.train(was_training)
+    if isinstance(expected, tuple | list):
+        expected = expected[0]
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    (actual, *_) = session.run(None, {name: example_input.cpu().numpy()})
+    expected_np = expected.detach().cpu().numpy()
+    if actual.shape != expected_np.shape:
+        raise AssertionError(
+            f"ONNX output shape {actual.shape} differs from torch {expected_np.shape} ({onnx_path})"
+        )
+    diff = float(abs(actual - expected_np).max()) if actual.size else 0.0
+    if not diff <= atol:
+        raise AssertionError(
+            f"ONNX output of {onnx_path} differs from torch by {diff:.3g} (> atol={atol})"
+        )
+    return diff

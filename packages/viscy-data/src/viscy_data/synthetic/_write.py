@@ -18,12 +18,13 @@ import pandas as pd
 
 from viscy_data.statistics import intensity_statistics
 from viscy_data.synthetic._render import (
+    CHANNEL_KINDS,
     PHENOTYPES,
     background_field,
-    channel_kinds,
     render_timepoint,
     to_dtype,
 )
+from viscy_data.synthetic._render import channel_kinds as kinds_from_names
 from viscy_data.synthetic._simulate import (
     CONDITIONS,
     TRACKS_COLUMNS,
@@ -188,6 +189,7 @@ def write_synthetic_plate(
     infection_onset: int | None = None,
     progress: bool = False,
     phenotype: str = "reporter",
+    channel_kinds: Sequence[str] | None = None,
 ) -> SyntheticPlate:
     """Write a synthetic HCS OME-Zarr plate of tracked cells.
 
@@ -238,6 +240,11 @@ def write_synthetic_plate(
         a bright reporter appears and cells elongate, so mean brightness tells infection.
         ``"relocalization"``: a reporter every cell expresses at its own level moves from the
         cytoplasm to the nucleus at matched total intensity, with a subtle shape change.
+    channel_kinds : sequence of str, optional
+        Kind of each channel (keys of ``CHANNEL_KINDS`` in ``viscy_data.synthetic._render``),
+        overriding the kind chosen from its name. For virtual staining use
+        ``("labelfree_nucleus", "nucleus", "membrane")``: a label-free image in which nuclei
+        look darker, and nucleus and membrane fluorescence of the same cells.
 
     Returns
     -------
@@ -273,7 +280,17 @@ def write_synthetic_plate(
 
     from iohub.ngff import open_ome_zarr
 
-    kinds = channel_kinds(channel_names)
+    if channel_kinds is None:
+        kinds = kinds_from_names(channel_names)
+    else:
+        kinds = list(channel_kinds)
+        if len(kinds) != n_c:
+            raise ValueError(f"{len(kinds)} channel kinds given for {n_c} channels.")
+        unknown = [k for k in kinds if k not in CHANNEL_KINDS]
+        if unknown:
+            raise ValueError(
+                f"Unknown channel kind(s) {unknown}; use one of {sorted(CHANNEL_KINDS)}."
+            )
     tmp_plate = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp_tracks = (
         tracks_root.with_name(f".{tracks_root.name}.tmp-{os.getpid()}") if tracks_root else None
