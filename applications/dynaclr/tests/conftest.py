@@ -63,6 +63,7 @@ def two_experiments(tmp_path_factory):
     )
     return root, plates
 
+
 @dataclass
 class EmbeddingStudy:
     """A tiny synthetic plate and two embedding stores of its cells."""

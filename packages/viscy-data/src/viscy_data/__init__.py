@@ -36,8 +36,6 @@ _EXPORTS: dict[str, str] = {
     "TripletSample": "_typing",
     "ULTRACK_INDEX_COLUMNS": "_typing",
     # building blocks
-    "PatchBox": "_reader",
-    "PatchReader": "_reader",
     "read_norm_meta": "_utils",
     "INTENSITY_STATISTICS_KEYS": "statistics",
     "intensity_statistics": "statistics",
