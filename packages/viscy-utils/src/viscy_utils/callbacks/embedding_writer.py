@@ -221,7 +221,7 @@ class EmbeddingWriter(BasePredictionWriter):
         datamodule = getattr(trainer, "datamodule", None)
         info = {
             "written_by": f"{type(self).__module__}.{type(self).__name__}",
-            "checkpoint": str(trainer.ckpt_path) if trainer.ckpt_path else "",
+            "checkpoint": str(getattr(trainer, "ckpt_path", None) or ""),
             "model": f"{type(pl_module).__module__}.{type(pl_module).__name__}",
         }
         for key in ("data_path", "tracks_path"):
