@@ -51,6 +51,10 @@ COMMANDS: dict[str, LazyCommand] = {
         "dynaclr.evaluation.linear_classifier:apply_main",
         "Label embeddings with a trained linear probe.",
     ),
+    "check": LazyCommand(
+        "dynaclr.check:main",
+        "Validate a config and its data before a run (-c fit.yml [--read N|all] [--json]).",
+    ),
     "inspect-batches": LazyCommand(
         "dynaclr.inspect_batches:main",
         "Write a PNG grid of anchor/positive/negative crops drawn from a config.",
