@@ -323,6 +323,19 @@ class PatchReader:
         return array
 
     def _open_array(self, info: _ArrayInfo) -> Any:
+        if self.backend == "tensorstore" and any(pid != os.getpid() for pid in _TS_USED_IN):
+            # forked from a process that ran tensorstore: its thread pools did not survive the
+            # fork and using it here would abort the process (a worker dying with no message)
+            import warnings
+
+            warnings.warn(
+                f"process forked after tensorstore was used: reading {self.store_path} with "
+                "zarr-python in this process. Use the 'spawn' start method, or read no data "
+                "before the workers start, to keep tensorstore.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            self.backend = "zarr"
         if self.backend == "tensorstore":
             import tensorstore as ts
 
@@ -470,6 +483,7 @@ class PatchReader:
             out = np.empty((len(boxes), *size), dtype=dtype)
         elif out.shape != (len(boxes), *size):
             raise ValueError(f"out has shape {out.shape}, expected {(len(boxes), *size)}")
+        self._array(boxes[0].position)  # (re)opens handles: settles the backend after a fork
         if self.backend == "tensorstore":
             import tensorstore as ts
 
@@ -504,7 +518,6 @@ class PatchReader:
         if len(boxes) == 1:
             out[0] = self._read_one_zarr_checked(boxes[0])
             return out
-        self._array(boxes[0].position)  # resets handles after a fork
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
                 max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="patch-reader"
