@@ -19,8 +19,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from torch.utils.data import Dataset
 
-from viscy_data import loading
-from viscy_data._reader import PatchReadError
+from viscy_data import PatchReadError, loading
 from viscy_data.loading import ThreadDataLoader, thread_data_loader
 from viscy_data.synthetic import write_synthetic_plate
 
@@ -287,7 +286,7 @@ def test_cell_division_failing_read_raises_in_fit(tmp_path, monkeypatch, context
 
 
 def test_missing_chunk_reads_as_fill_value(tmp_path):
-    from viscy_data._reader import PatchBox, PatchReader
+    from viscy_data import PatchBox, PatchReader
 
     plate = write_synthetic_plate(tmp_path / "p.zarr", shape=(2, 2, 2, 32, 32), version="0.4")
     chunk = Path(plate.path) / "A" / "1" / "0" / "0" / "1" / "0" / "0" / "0" / "0"

@@ -18,7 +18,7 @@ def read_chunks(plate: PlateInfo, read: int | Literal["all"], report: CheckRepor
     Each damaged file is one error naming the FOV, timepoint, channel and file. The draw is
     seeded, so a rerun reads the same files.
     """
-    from viscy_data._reader import PatchBox, PatchReader, PatchReadError
+    from viscy_data import PatchBox, PatchReader, PatchReadError
 
     reader = PatchReader(plate.path, cache_bytes=0)
     rng = np.random.default_rng(0)

@@ -327,7 +327,7 @@ def _check_tracks(
             "point it at the folder holding <row>/<col>/<fov>/tracks.csv",
         )
         return
-    from viscy_data._tracks import find_tracks_csv, read_tracks_csv
+    from viscy_data import find_tracks_csv, read_tracks_csv
 
     for name in names:
         try:
