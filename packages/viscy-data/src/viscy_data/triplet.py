@@ -36,6 +36,7 @@ from viscy_data._tracks import (
     window_inside,
 )
 from viscy_data._typing import ULTRACK_INDEX_COLUMNS
+from viscy_data.distributed import rank_sampler
 from viscy_data.hcs import HCSDataModule
 from viscy_data.loading import identity_collate, thread_data_loader
 
@@ -566,10 +567,15 @@ class TripletDataModule(HCSDataModule):
     # ------------------------------------------------------------------ loaders
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> Any:
+        # DDP: shard here, whatever use_distributed_sampler says (Lightning keeps it)
+        sampler = rank_sampler(
+            getattr(self, "trainer", None), dataset, shuffle, self.seed, drop_last=shuffle
+        )
         return thread_data_loader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
             drop_last=False,
             collate_fn=identity_collate,
