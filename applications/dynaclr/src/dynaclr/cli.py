@@ -122,6 +122,10 @@ COMMANDS: dict[str, LazyCommand] = {
         "dynaclr.evaluation.explore:main",
         "Interactive HTML of the embedding with each cell's crops over time.",
     ),
+    "check": LazyCommand(
+        "dynaclr.check:main",
+        "Validate a config and its data before a run (-c fit.yml [--read N|all] [--json]).",
+    ),
     "inspect-batches": LazyCommand(
         "dynaclr.inspect_batches:main",
         "Write a PNG grid of anchor/positive/negative crops drawn from a config.",

@@ -333,11 +333,24 @@ class MultiExperimentDataModule(DeviceTransformMixin, LightningDataModule):
         return sampler
 
     def train_dataloader(self) -> Any:
+        self._refuse_lightning_sampler()
         return self._loader(self.train_dataset, batch_sampler=self.train_sampler())
+
+    def _refuse_lightning_sampler(self) -> None:
+        from viscy_data.distributed import uses_lightning_sampler
+
+        if uses_lightning_sampler(getattr(self, "trainer", None)):
+            raise ValueError(
+                "MultiExperimentDataModule shards its batch plans across ranks itself "
+                "(FlexibleBatchSampler); Lightning cannot replace that sampler. Set the "
+                "trainer's use_distributed_sampler=False (--trainer.use_distributed_sampler "
+                "false), as examples/configs/multi_experiment_fit.yml does."
+            )
 
     def val_dataloader(self) -> Any:
         if self.val_dataset is None:
             return []
+        self._refuse_lightning_sampler()
         # plain sequential batches over the validation anchors, sharded across ranks
         num_replicas, rank = self._distributed()
         n = len(self.val_dataset)

@@ -190,6 +190,19 @@ class MultiExperimentTripletDataset(Dataset):
             return len(self.index.tracks)
         return len(self.index.valid_anchors)
 
+    def __getstate__(self) -> dict:
+        # picklable for spawned DataLoader workers: locks and recycled buffers stay behind
+        state = self.__dict__.copy()
+        state["_pool"] = {}
+        state.pop("_pool_lock", None)
+        state.pop("_rng_lock", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._pool_lock = threading.Lock()
+        self._rng_lock = threading.Lock()
+
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch that the per-batch draws depend on."""
         self.epoch = int(epoch)

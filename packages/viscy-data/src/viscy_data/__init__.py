@@ -41,9 +41,11 @@ _EXPORTS: dict[str, str] = {
     "intensity_statistics": "statistics",
     "identity_collate": "loading",
     "thread_data_loader": "loading",
+    "ThreadDataLoader": "loading",
     # single-cell layer: reading, tracks, statistics, randomness, batch operations
     "PatchBox": "_reader",
     "PatchReader": "_reader",
+    "PatchReadError": "_reader",
     "TrackIndex": "_tracks",
     "batch_rng": "_tracks",
     "find_tracks_csv": "_tracks",

@@ -75,11 +75,26 @@ def find_tracks_csv(tracks_root: str | Path, fov_name: str) -> Path:
     return csvs[0]
 
 
-def _bad_rows(mask: np.ndarray, limit: int = 5) -> str:
-    """CSV line numbers (header is line 1) of the first rows flagged in ``mask``."""
-    rows = np.flatnonzero(mask)[:limit] + 2
+def _bad_rows(
+    mask: np.ndarray, limit: int = 5, values: pd.Series | None = None, column: str = ""
+) -> str:
+    """CSV line numbers (header is line 1) of the first rows flagged in ``mask``.
+
+    With ``values`` each line is followed by the offending value, e.g. ``4 (t='abc')``.
+    """
+    flagged = np.flatnonzero(mask)[:limit]
     more = " ..." if mask.sum() > limit else ""
-    return ", ".join(str(r) for r in rows) + more
+    if values is None:
+        return ", ".join(str(r + 2) for r in flagged) + more
+    raw = values.to_numpy()
+    return ", ".join(f"{r + 2} ({column}={_show(raw[r])})" for r in flagged) + more
+
+
+def _show(value: object) -> str:
+    """A cell value as the user wrote it: ``'abc'``, ``7``, ``500.0``, ``<missing>``."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "<missing>"
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _integer_column(table: pd.DataFrame, column: str, source: str) -> np.ndarray:
@@ -88,13 +103,13 @@ def _integer_column(table: pd.DataFrame, column: str, source: str) -> np.ndarray
     if bad.any():
         raise ValueError(
             f"{source}: column '{column}' must hold integers, found missing or "
-            f"non-numeric values on line(s) {_bad_rows(bad)}"
+            f"non-numeric values on line(s) {_bad_rows(bad, values=table[column], column=column)}"
         )
     fractional = values != np.round(values)
     if fractional.any():
         raise ValueError(
             f"{source}: column '{column}' must hold integers, found fractional "
-            f"values on line(s) {_bad_rows(fractional)}"
+            f"values on line(s) {_bad_rows(fractional, values=table[column], column=column)}"
         )
     return values.astype(np.int64)
 
@@ -105,7 +120,7 @@ def _centroid_column(table: pd.DataFrame, column: str, source: str, extent: int)
     if bad.any():
         raise ValueError(
             f"{source}: column '{column}' must hold numbers, found missing or "
-            f"non-numeric values on line(s) {_bad_rows(bad)}"
+            f"non-numeric values on line(s) {_bad_rows(bad, values=table[column], column=column)}"
         )
     # round half up (not to even, not truncation): 10.5 -> 11, 10.49 -> 10
     rounded = np.floor(values + 0.5).astype(np.int64)
@@ -113,7 +128,8 @@ def _centroid_column(table: pd.DataFrame, column: str, source: str, extent: int)
     if outside.any():
         raise ValueError(
             f"{source}: centroid column '{column}' is outside the image "
-            f"(valid 0..{extent - 1}) on line(s) {_bad_rows(outside)}"
+            f"(valid 0..{extent - 1}) on line(s) "
+            f"{_bad_rows(outside, values=table[column], column=column)}"
         )
     return rounded
 
@@ -200,7 +216,7 @@ def validate_tracks(
     if beyond.any():
         raise ValueError(
             f"{source}: column 't' is beyond the image's {n_t} timepoints "
-            f"(valid 0..{n_t - 1}) on line(s) {_bad_rows(beyond)}"
+            f"(valid 0..{n_t - 1}) on line(s) {_bad_rows(beyond, values=table['t'], column='t')}"
         )
     for column, extent in zip(_CENTROID_COLUMNS, (n_z, n_y, n_x), strict=True):
         if column in table.columns:
@@ -214,9 +230,13 @@ def validate_tracks(
                 tracks[column] = table[column].to_numpy()
     duplicated = tracks.duplicated(["track_id", "t"]).to_numpy()
     if duplicated.any():
+        rows = np.flatnonzero(duplicated)
+        listing = ", ".join(
+            f"{r + 2} (track_id={tracks['track_id'].iat[r]}, t={tracks['t'].iat[r]})"
+            for r in rows[:5]
+        ) + (" ..." if len(rows) > 5 else "")
         raise ValueError(
-            f"{source}: more than one row for the same (track_id, t) on line(s) "
-            f"{_bad_rows(duplicated)}"
+            f"{source}: more than one row for the same (track_id, t) on line(s) {listing}"
         )
     return tracks
 

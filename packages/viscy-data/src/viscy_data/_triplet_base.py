@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from viscy_data._patch_ops import ChannelWiseBatchTransform
+from viscy_data.distributed import rank_sampler
 from viscy_data.hcs import HCSDataModule
 from viscy_data.loading import thread_data_loader
 
@@ -46,10 +47,15 @@ class TripletDataModuleBase(HCSDataModule):
     final_yx_patch_size: tuple[int, int]
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> Any:
+        # DDP: shard here, whatever use_distributed_sampler says (Lightning keeps it)
+        sampler = rank_sampler(
+            getattr(self, "trainer", None), dataset, shuffle, self.seed, drop_last=shuffle
+        )
         return thread_data_loader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
             collate_fn=type(self).collate_fn,
             num_workers=self.num_workers,

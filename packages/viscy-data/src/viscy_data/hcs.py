@@ -32,7 +32,7 @@ from viscy_data._utils import (
     find_normalize_transforms,
     read_norm_meta,
 )
-from viscy_data.distributed import WorkerShardedSampler
+from viscy_data.distributed import WorkerShardedSampler, rank_sampler
 from viscy_data.select import filter_fov_names
 from viscy_data.sliding_window import MaskTestDataset, SlidingWindowDataset
 from viscy_data.transfer import DeviceTransformMixin
@@ -555,6 +555,9 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
                 len(self.train_dataset), self.batch_size, self.num_workers, seed=self.seed
             )
             return self._loader(self.train_dataset, shuffle=False, sampler=sampler)
+        sampler = rank_sampler(self.trainer, self.train_dataset, True, self.seed, drop_last=True)
+        if sampler is not None:  # DDP: shard here, whatever use_distributed_sampler says
+            return self._loader(self.train_dataset, shuffle=False, sampler=sampler)
         return self._loader(self.train_dataset, shuffle=True)
 
     def _distributed(self) -> bool:
@@ -562,7 +565,8 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
         return trainer is not None and getattr(trainer, "world_size", 1) > 1
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset, shuffle=False)
+        sampler = rank_sampler(getattr(self, "trainer", None), self.val_dataset, False)
+        return self._loader(self.val_dataset, shuffle=False, sampler=sampler)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_dataset, shuffle=False)
