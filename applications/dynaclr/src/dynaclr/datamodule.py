@@ -21,13 +21,9 @@ from torch import Tensor
 from dynaclr.dataset import MultiExperimentTripletDataset
 from dynaclr.experiment import ExperimentRegistry
 from dynaclr.index import MultiExperimentIndex
-from viscy_data._patch_ops import (
-    apply_channel_wise,
-    center_crop_yx,
-    identity_collate,
-    thread_data_loader,
-)
+from viscy_data._patch_ops import apply_channel_wise, center_crop_yx
 from viscy_data.channel_dropout import ChannelDropout
+from viscy_data.loading import identity_collate, thread_data_loader
 from viscy_data.sampler import FlexibleBatchSampler
 
 __all__ = ["MultiExperimentDataModule"]

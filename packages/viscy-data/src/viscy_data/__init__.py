@@ -37,6 +37,8 @@ _EXPORTS: dict[str, str] = {
     "ULTRACK_INDEX_COLUMNS": "_typing",
     # building blocks
     "read_norm_meta": "_utils",
+    "identity_collate": "loading",
+    "thread_data_loader": "loading",
     "SelectWell": "select",
     "ShardedDistributedSampler": "distributed",
     "WorkerShardedSampler": "distributed",

@@ -18,9 +18,10 @@ from monai.transforms import MapTransform
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from viscy_data._patch_ops import apply_channel_wise, center_crop_yx, thread_data_loader
+from viscy_data._patch_ops import apply_channel_wise, center_crop_yx
 from viscy_data._tracks import batch_rng
 from viscy_data.hcs import HCSDataModule
+from viscy_data.loading import thread_data_loader
 
 __all__ = ["CellDivisionTripletDataModule", "CellDivisionTripletDataset"]
 

@@ -23,12 +23,7 @@ from monai.transforms import MapTransform
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from viscy_data._patch_ops import (
-    apply_channel_wise,
-    center_crop_yx,
-    identity_collate,
-    thread_data_loader,
-)
+from viscy_data._patch_ops import apply_channel_wise, center_crop_yx
 from viscy_data._reader import PatchBox, PatchReader
 from viscy_data._tracks import (
     TrackIndex,
@@ -41,6 +36,7 @@ from viscy_data._tracks import (
 )
 from viscy_data._typing import ULTRACK_INDEX_COLUMNS
 from viscy_data.hcs import HCSDataModule
+from viscy_data.loading import identity_collate, thread_data_loader
 
 __all__ = ["TripletDataModule", "TripletDataset"]
 
