@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from lightning.pytorch import LightningDataModule
 from monai.transforms import MapTransform
-from torch import Tensor
 
 from dynaclr.dataset import MultiExperimentTripletDataset
 from dynaclr.experiment import ExperimentRegistry
 from dynaclr.index import MultiExperimentIndex
-from viscy_data._patch_ops import apply_channel_wise, center_crop_yx
+from viscy_data import ChannelWiseBatchTransform, DeviceTransformMixin
 from viscy_data.channel_dropout import ChannelDropout
 from viscy_data.loading import identity_collate, thread_data_loader
 from viscy_data.sampler import FlexibleBatchSampler
@@ -32,7 +31,7 @@ _log = logging.getLogger(__name__)
 _TRIPLET_KEYS = ("anchor", "positive", "negative")
 
 
-class MultiExperimentDataModule(LightningDataModule):
+class MultiExperimentDataModule(DeviceTransformMixin, LightningDataModule):
     """Multi-experiment triplet batches with composable sampling, for Lightning CLI.
 
     Parameters
@@ -255,6 +254,11 @@ class MultiExperimentDataModule(LightningDataModule):
             self.train_dataset = self._dataset(registry.subset(train), self.seed)
         if val and self.val_dataset is None:
             self.val_dataset = self._dataset(registry.subset(val), self.seed + 1)
+        # normalizations need statistics in every FOV: fail here, not on the GPU
+        for dataset in (self.train_dataset, self.val_dataset):
+            if dataset is not None:
+                dataset.norm_stats.require_for(self.normalizations + self.augmentations)
+        self._compose_device_transforms()
 
     # ------------------------------------------------------------------------------ loaders
     def _distributed(self) -> tuple[int, int]:
@@ -320,45 +324,27 @@ class MultiExperimentDataModule(LightningDataModule):
         return self._loader(self.val_dataset, batch_sampler=batches)
 
     # ------------------------------------------------------------------------------ device
-    def _augmenting(self) -> bool:
-        trainer = getattr(self, "trainer", None)
-        if trainer is None or trainer.sanity_checking:
-            return False
-        if trainer.training:
-            return True
-        return bool(trainer.validating and self.augment_validation)
-
-    def _training(self) -> bool:
-        trainer = getattr(self, "trainer", None)
-        return bool(trainer is not None and trainer.training and not trainer.sanity_checking)
-
-    def transfer_transforms(self) -> list[Callable]:
-        """Transforms run on device for the current stage (normalize, then augment)."""
+    def transfer_transforms(self, stage: str | None | Literal["current"] = "current") -> list:
+        """Transforms run on device in ``stage`` (default: the current one): the
+        normalizations, then the augmentations when ``_augmenting``."""
         transforms: list[Callable] = list(self.normalizations)
-        if self._augmenting():
+        if self._augmenting(stage):
             transforms += self.augmentations
         return transforms
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+    def _build_device_transform(self, stage: str | None) -> ChannelWiseBatchTransform:
         """Normalize (+ augment) channel by channel, center-crop, then channel dropout.
 
         Channel dropout runs last (after the scatter/gather transform chain) and only while
         training.
         """
-        if isinstance(batch, Tensor):  # example_input_array
-            return batch
-        transforms = self.transfer_transforms()
-        channels = self.channel_names
-        self.channel_dropout.train(self._training())
-        for key in _TRIPLET_KEYS:
-            if key not in batch:
-                continue
-            norm_meta = batch.pop(f"{key}_norm_meta", None)
-            patch = batch[key]
-            if not patch.is_floating_point():
-                patch = patch.float()
-            if transforms:
-                patch = apply_channel_wise(transforms, channels, patch, norm_meta)
-            patch = center_crop_yx(patch, self.final_yx_patch_size)
-            batch[key] = self.channel_dropout(patch)
-        return batch
+        dropout = None
+        if stage == "train":
+            dropout = self.channel_dropout.train(True)
+        return ChannelWiseBatchTransform(
+            self.transfer_transforms(stage),
+            self.channel_names,
+            _TRIPLET_KEYS,
+            self.final_yx_patch_size,
+            after=dropout,
+        )

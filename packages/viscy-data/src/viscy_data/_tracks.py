@@ -123,6 +123,7 @@ def read_tracks_csv(
     fov_name: str,
     image_shape: Sequence[int],
     require_all_columns: bool = False,
+    keep_extra_columns: bool = False,
 ) -> pd.DataFrame:
     """Read and validate the tracks CSV of one FOV.
 
@@ -137,6 +138,8 @@ def read_tracks_csv(
     require_all_columns : bool
         Also require the optional columns ``id, parent_track_id, parent_id, z`` (predict mode,
         where they are written out with the embeddings).
+    keep_extra_columns : bool
+        Keep the CSV's other columns (after the standard ones, values unchanged).
 
     Returns
     -------
@@ -159,7 +162,9 @@ def read_tracks_csv(
         raise
     except Exception as err:  # parser, encoding and empty-file errors alike
         raise ValueError(f"Cannot read tracks CSV {path} (FOV '{fov_name}'): {err}") from err
-    return validate_tracks(table, f"Tracks CSV {path}", fov_name, image_shape, require_all_columns)
+    return validate_tracks(
+        table, f"Tracks CSV {path}", fov_name, image_shape, require_all_columns, keep_extra_columns
+    )
 
 
 def validate_tracks(
@@ -168,6 +173,7 @@ def validate_tracks(
     fov_name: str,
     image_shape: Sequence[int],
     require_all_columns: bool = False,
+    keep_extra_columns: bool = False,
 ) -> pd.DataFrame:
     """Validate a tracks table of one FOV against its image (see :func:`read_tracks_csv`).
 
@@ -202,6 +208,10 @@ def validate_tracks(
         else:
             out[column] = np.zeros(n, dtype=np.int64)
     tracks = pd.DataFrame(out)
+    if keep_extra_columns:
+        for column in table.columns:
+            if column not in tracks.columns:
+                tracks[column] = table[column].to_numpy()
     duplicated = tracks.duplicated(["track_id", "t"]).to_numpy()
     if duplicated.any():
         raise ValueError(
@@ -227,13 +237,38 @@ def window_inside(centers: np.ndarray, size: int, extent: np.ndarray | int) -> n
     return (starts >= 0) & (starts + size <= np.asarray(extent, dtype=np.int64))
 
 
-def batch_rng(seed: int, indices: Sequence[int], salt: int = 0) -> np.random.Generator:
-    """A generator for one batch, derived from the dataset seed and the batch's indices.
+def batch_rng(
+    seed: int, indices: Sequence[int], salt: int = 0, epoch: int = 0
+) -> np.random.Generator:
+    """The random generator of one batch: the per-batch RNG strategy of the single-cell datasets.
 
-    Each batch gets its own generator, so batches drawn concurrently by several loader
-    threads share no state and the draws do not depend on thread scheduling.
+    The generator is derived from the dataset ``seed``, the batch's sample ``indices``, a
+    ``salt`` (to separate independent draws) and the ``epoch``; nothing else. So
+
+    * it is seedable and reproducible: the same batch gets the same draws;
+    * it is identical under ``fork`` and ``spawn`` and whichever worker (thread or process)
+      draws the batch, since no generator state lives in a process;
+    * different batches, hence different workers, get independent streams, and so do
+      different epochs (datasets take the epoch through ``set_epoch``).
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the dataset.
+    indices : sequence of int
+        Indices of the batch's samples, in the order the sampler gave them.
+    salt : int
+        Separates independent draws of the same batch.
+    epoch : int
+        Training epoch.
+
+    Returns
+    -------
+    np.random.Generator
     """
     entropy = [int(seed), int(salt), len(indices), *(int(i) for i in indices)]
+    if epoch:
+        entropy.append(int(epoch))
     return np.random.default_rng(np.random.SeedSequence(entropy))
 
 

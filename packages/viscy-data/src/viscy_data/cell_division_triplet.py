@@ -18,7 +18,7 @@ from monai.transforms import MapTransform
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from viscy_data._patch_ops import apply_channel_wise, center_crop_yx
+from viscy_data._patch_ops import ChannelWiseBatchTransform
 from viscy_data._tracks import batch_rng
 from viscy_data.hcs import HCSDataModule
 from viscy_data.loading import thread_data_loader
@@ -103,6 +103,7 @@ class CellDivisionTripletDataset(Dataset):
         self.return_negative = return_negative and fit
         self.output_2d = output_2d
         self.seed = int(seed)
+        self.epoch = 0
         self._arrays: dict[int, np.ndarray] = {}
         lengths = []
         yx = None
@@ -156,6 +157,10 @@ class CellDivisionTripletDataset(Dataset):
             self._arrays[file] = array
         return array
 
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch that the negative draws depend on (see :func:`batch_rng`)."""
+        self.epoch = int(epoch)
+
     def __len__(self) -> int:
         return len(self._file)
 
@@ -180,7 +185,7 @@ class CellDivisionTripletDataset(Dataset):
         t_pos = t if self.time_interval == "any" else t + int(self.time_interval)
         sample["positive"] = self._frame(file, t_pos, "positive")
         if self.return_negative:
-            rng = batch_rng(self.seed, [index])
+            rng = batch_rng(self.seed, [index], epoch=self.epoch)
             other = int(rng.integers(len(self.lengths) - 1))
             other += other >= file  # any file but the anchor's
             n_other = int(self.lengths[other])
@@ -257,24 +262,11 @@ class CellDivisionTripletDataModule(HCSDataModule):
             seed=seed,
         )
         _check_time_interval(time_interval)
-        self.data_path = Path(data_path)
-        self.source_channel = (
-            [source_channel] if isinstance(source_channel, str) else list(source_channel)
-        )
         self.final_yx_patch_size = (int(final_yx_patch_size[0]), int(final_yx_patch_size[1]))
-        self.split_ratio = split_ratio
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.normalizations = list(normalizations or [])
-        self.augmentations = list(augmentations or [])
         self.augment_validation = augment_validation
         self.time_interval = time_interval
         self.return_negative = return_negative
         self.output_2d = output_2d
-        self.persistent_workers = persistent_workers
-        self.prefetch_factor = prefetch_factor
-        self.pin_memory = pin_memory
-        self.seed = int(seed)
 
     def _files(self) -> list[Path]:
         if not self.data_path.is_dir():
@@ -317,6 +309,7 @@ class CellDivisionTripletDataModule(HCSDataModule):
             self.predict_dataset = self._dataset(files, fit=False)
         if stage == "test":
             raise NotImplementedError("CellDivisionTripletDataModule has no test stage")
+        self._compose_device_transforms()
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> Any:
         return thread_data_loader(
@@ -339,25 +332,12 @@ class CellDivisionTripletDataModule(HCSDataModule):
     def predict_dataloader(self) -> Any:
         return self._loader(self.predict_dataset, shuffle=False)
 
-    def _augmenting(self) -> bool:
-        trainer = getattr(self, "trainer", None)
-        if trainer is None or trainer.sanity_checking or trainer.predicting:
-            return False
-        if trainer.training:
-            return True
-        return bool(trainer.validating and self.augment_validation)
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Normalize (+ augment) channel by channel, then center-crop to the final size."""
-        if isinstance(batch, Tensor):
-            return batch
+    def _build_device_transform(self, stage: str | None) -> ChannelWiseBatchTransform:
+        """Normalize (+ augment, see ``_augmenting``) channel by channel, then center-crop to
+        the final size."""
         transforms: list[Callable] = list(self.normalizations)
-        if self._augmenting():
+        if self._augmenting(stage):
             transforms += self.augmentations
-        for key in _KEYS:
-            if key in batch:
-                patch = batch[key]
-                if transforms:
-                    patch = apply_channel_wise(transforms, self.source_channel, patch)
-                batch[key] = center_crop_yx(patch, self.final_yx_patch_size)
-        return batch
+        return ChannelWiseBatchTransform(
+            transforms, self.source_channel, _KEYS, self.final_yx_patch_size
+        )

@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from viscy_data.statistics import intensity_statistics
 from viscy_data.synthetic._render import background_field, channel_kinds, render_timepoint, to_dtype
 from viscy_data.synthetic._simulate import (
     CONDITIONS,
@@ -24,7 +25,6 @@ from viscy_data.synthetic._simulate import (
     infection_onsets,
     simulate_tracks,
 )
-from viscy_data.synthetic._statistics import compute_statistics
 
 
 @dataclass
@@ -123,7 +123,7 @@ def _write_fov(
         if normalization:
             for c, name in enumerate(channel_names):
                 sample = frame[c, :, ::stats_step, ::stats_step]
-                tp_stats[name][str(t)] = compute_statistics(sample)
+                tp_stats[name][str(t)] = intensity_statistics(sample)
                 samples[name].append(sample)
         if bar is not None:
             bar.update()
@@ -135,7 +135,7 @@ def _write_fov(
             fov_sample = np.stack(samples[name])
             dataset_sample[name] = fov_sample[:, :, ::2, ::2]
             levels[name] = {
-                "fov_statistics": compute_statistics(fov_sample),
+                "fov_statistics": intensity_statistics(fov_sample),
                 "timepoint_statistics": tp_stats[name],
             }
     cells = tracks[TRACKS_COLUMNS].copy()
@@ -311,7 +311,7 @@ def write_synthetic_plate(
 
             if normalization:
                 dataset_stats = {
-                    name: compute_statistics(
+                    name: intensity_statistics(
                         np.concatenate([r.dataset_sample[name].ravel() for r in results])
                     )
                     for name in channel_names
