@@ -41,16 +41,18 @@ prepare() {
 
 run() {
   OUT="${OUT:-/tmp/bench_out}"
+  PY="${PY:-python3}"        # the machine's Python (with torch, lightning, tensorstore)
+  SITE="${SITE:-/tmp/site}"  # where the carried wheels are installed
   mkdir -p "$OUT"
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl
-  local src=/tmp/site
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target "$SITE" .whl/*.whl
+  local src="$SITE"
   for d in packages/*/src applications/*/src; do src="$src:$PWD/$d"; done
   export PYTHONPATH="$src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-  python3 -c "import iohub, zarr, monai, kornia, jsonargparse, tensorstore, pynvml, timm
+  "$PY" -c "import iohub, zarr, monai, kornia, jsonargparse, tensorstore, pynvml, timm
 import dynaclr.cli, viscy_utils.rechunk; print('imports ok')"
-  python3 benchmarks/training.py --workdir /tmp/bench_training --out "$OUT/training.json" \
+  "$PY" benchmarks/training.py --workdir /tmp/bench_training --out "$OUT/training.json" \
     "$@" 2>&1 | tee "$OUT/training.log"
 }
 
