@@ -50,13 +50,12 @@ def _cuda() -> bool:
 
 
 def _plate(workdir: Path, shape: tuple[int, ...], cells: int, layout: str) -> tuple[Path, Path]:
-    from viscy_data.synthetic import write_synthetic_plate
-    from viscy_utils.rechunk import rechunk_store
-
     tag = "x".join(str(s) for s in shape)
     original = workdir / f"train_{tag}.zarr"
     tracks = workdir / f"train_{tag}_tracks"
     if not original.exists():
+        from viscy_data.synthetic import write_synthetic_plate
+
         write_synthetic_plate(
             original,
             shape=shape,
@@ -70,6 +69,8 @@ def _plate(workdir: Path, shape: tuple[int, ...], cells: int, layout: str) -> tu
         return original, tracks
     rechunked = workdir / f"train_{tag}_rechunked.zarr"
     if not rechunked.exists():
+        from viscy_utils.rechunk import rechunk_store
+
         rechunk_store(original, rechunked, progress=False)
     return rechunked, tracks
 
