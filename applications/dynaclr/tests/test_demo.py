@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
+import anndata
 import numpy as np
 import pandas as pd
 import pytest
@@ -93,26 +93,9 @@ def test_prepare_out_never_clobbers_user_files(tmp_path):
     assert not (demo / "artifact").exists()
 
 
-def _deps_ready() -> bool:
-    for name, attr in (
-        ("viscy_data.synthetic", "write_synthetic_plate"),
-        ("viscy_models.contrastive.loss", "NTXentHCL"),
-        ("viscy_utils.callbacks", "EmbeddingWriter"),
-        ("viscy_utils.evaluation", "temporal_smoothness"),
-    ):
-        try:
-            if not hasattr(importlib.import_module(name), attr):
-                return False
-        except ImportError:
-            return False
-    return True
-
-
-@pytest.mark.skipif(not _deps_ready(), reason="demo dependencies not merged yet")
 def test_quick_demo_end_to_end(tmp_path):
     from dynaclr.demo import run_demo
 
-    anndata = pytest.importorskip("anndata")
     result = run_demo(tmp_path / "demo", DemoConfig.quick(), progress=False)
     assert set(result.metrics) == {"trained", "untrained"}
     for metrics in result.metrics.values():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from iohub.ngff import open_ome_zarr
 
-from viscy_data._utils import read_norm_meta
+from viscy_data import read_norm_meta
 from viscy_utils.cli import main
 from viscy_utils.preprocess import compute_normalization_stats, generate_normalization_metadata
 

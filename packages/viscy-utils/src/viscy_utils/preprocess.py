@@ -11,7 +11,7 @@ and timepoint of each FOV:
   ``max_dataset_samples_per_fov`` pixels, drawn at random with a fixed seed).
 
 They are written to each FOV's ``.zattrs["normalization"]`` and (dataset level
-only) to the plate's, in the layout ``viscy_data._utils.read_norm_meta`` reads.
+only) to the plate's, in the layout :func:`viscy_data.read_norm_meta` reads.
 Everything is computed before anything is written, and each FOV's attributes
 are replaced in one update, so an interrupted run leaves no partial entry;
 re-running replaces the entries of the channels it computes and keeps others.

@@ -1,7 +1,7 @@
-"""Benchmark of the multi-experiment triplet loader against raw tensorstore reads.
+"""MultiExperimentDataModule (dynaclr) training loader against raw tensorstore reads.
 
 Writes (once) two synthetic experiments with different channel sets and frame intervals
-(4 FOV x 8 T x 2 or 3 C x 4 Z x 512 x 512 each, iohub's default chunking) and a third for
+(default 4 FOV x 8 T x 2 or 3 C x 4 Z x 512 x 512 each, iohub's default chunking) and a third for
 validation, then, in one run:
 
 1. times ``MultiExperimentDataModule.setup("fit")`` (imports done beforehand),
@@ -10,16 +10,13 @@ validation, then, in one run:
    ``--warm-epochs`` warm ones of exactly ``--batches`` batches each (the loader is given
    only those batches, so nothing prefetched goes uncounted), recording every box the
    readers read,
-3. right after each epoch, reads exactly those boxes again with plain tensorstore (all
-   issued at once, then awaited) in one separate context with the same cache size and the
-   same history of reads, and once more after all epochs, back to back in a fresh process
-   (``loader_over_raw_after``; the target applies to both),
+3. right after each epoch, reads exactly those boxes again with
+   :class:`benchmarks.common.RawTensorstore` in one separate context with the same cache
+   size and the same history of reads, and once more after all epochs, back to back in a
+   fresh process (``loader_over_raw_after``; the target applies to both),
 
 and returns triplets/s and ``loader / raw`` throughput ratios: cold, and the median of the
 warm epochs' ratios (target >= 0.5 warm).
-
-Run alone: ``uv run python benchmarks/_loader_multi.py [--workdir DIR]``; as a subcommand of
-``benchmarks/loaders.py`` through :func:`add_arguments` / :func:`run`.
 """
 
 from __future__ import annotations
@@ -27,15 +24,20 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
-import json
-import os
-import platform
 import statistics
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.common import (
+    RawTensorstore,
+    StoreBox,
+    machine,
+    parse_ints,
+    raw_seconds_in_fresh_process,
+)
 
 EXPERIMENTS = (
     ("exp_a", ("Phase3D", "GFP"), 30.0),
@@ -45,17 +47,18 @@ EXPERIMENTS = (
 SHAPE_TZYX = (8, 4, 512, 512)
 
 
-def _experiments(workdir: Path, cells_per_fov: int) -> Path:
+def _experiments(workdir: Path, cells_per_fov: int, shape_tzyx: tuple[int, ...]) -> Path:
     import yaml
 
     from viscy_data.synthetic import write_synthetic_plate
 
     entries = []
+    suffix = "" if tuple(shape_tzyx) == SHAPE_TZYX else "_" + "x".join(map(str, shape_tzyx))
     for i, (name, channels, interval) in enumerate(EXPERIMENTS):
-        plate = workdir / f"{name}_{cells_per_fov}.zarr"
-        tracks = workdir / f"{name}_{cells_per_fov}_tracks"
+        plate = workdir / f"{name}_{cells_per_fov}{suffix}.zarr"
+        tracks = workdir / f"{name}_{cells_per_fov}{suffix}_tracks"
         if not plate.exists():
-            t, z, y, x = SHAPE_TZYX
+            t, z, y, x = shape_tzyx
             write_synthetic_plate(
                 plate,
                 shape=(t, len(channels), z, y, x),
@@ -75,67 +78,9 @@ def _experiments(workdir: Path, cells_per_fov: int) -> Path:
                 "interval_minutes": interval,
             }
         )
-    path = workdir / f"experiments_{cells_per_fov}.yml"
+    path = workdir / f"experiments_{cells_per_fov}{suffix}.yml"
     path.write_text(yaml.safe_dump({"training_channels": "shared", "experiments": entries}))
     return path
-
-
-class _RawReader:
-    """Bare tensorstore reads of ``(store_path, box)`` pairs, one context for all arrays.
-
-    Every box of a selection is issued at once, then awaited (tensorstore at its most
-    parallel); arrays are opened outside the timed part. The cache has the loader's size
-    and sees the same sequence of reads, so "cold" and "warm" mean the same for both.
-    """
-
-    def __init__(self, cache_bytes: int) -> None:
-        import tensorstore as ts
-
-        self.context = ts.Context({"cache_pool": {"total_bytes_limit": int(cache_bytes)}})
-        self.arrays: dict[tuple[str, str], Any] = {}
-
-    def _open(self, selection: list) -> None:
-        import tensorstore as ts
-
-        for store, box in selection:
-            key = (store, box.position)
-            if key not in self.arrays:
-                path = Path(store) / box.position / "0"
-                driver = "zarr3" if (path / "zarr.json").exists() else "zarr"
-                spec = {"driver": driver, "kvstore": {"driver": "file", "path": str(path)}}
-                self.arrays[key] = ts.open(spec, read=True, context=self.context).result()
-
-    def seconds(self, selection: list) -> float:
-        """Time reading every box of ``selection`` into its own array."""
-        import numpy as np
-
-        self._open(selection)
-        start = time.perf_counter()
-        futures = []
-        for store, b in selection:
-            c = b.channels
-            contiguous = c == tuple(range(c[0], c[0] + len(c)))
-            channels = slice(c[0], c[0] + len(c)) if contiguous else list(c)
-            index = (b.t, channels, slice(*b.z), slice(*b.y), slice(*b.x))
-            futures.append(self.arrays[(store, b.position)].oindex[index].read())
-        out = [np.asarray(f.result()) for f in futures]
-        assert len(out) == len(selection)
-        return time.perf_counter() - start
-
-
-def _raw_seconds(selections: list[list], cache_bytes: int) -> list[float]:
-    raw = _RawReader(cache_bytes)
-    return [raw.seconds(selection) for selection in selections]
-
-
-def _raw_seconds_in_fresh_process(selections: list[list], cache_bytes: int) -> list[float]:
-    """:func:`_raw_seconds` in a spawned process (boxes are picklable dataclasses)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(_raw_seconds, selections, cache_bytes).result()
 
 
 def _wait_for_threads(count: int, timeout_s: float = 10.0) -> int:
@@ -155,6 +100,10 @@ def multi(
     cells_per_fov: int = 32,
     cache_bytes: int = 2 * 1024**3,
     warm_epochs: int = 3,
+    shape_tzyx: tuple[int, int, int, int] = SHAPE_TZYX,
+    z_range: tuple[int, int] = (0, 4),
+    yx_patch_size: tuple[int, int] = (192, 192),
+    final_yx_patch_size: tuple[int, int] = (160, 160),
 ) -> dict[str, Any]:
     """Run the multi-experiment loader benchmark; return the measurements as a dict."""
     # imports are excluded from the setup time
@@ -164,20 +113,20 @@ def multi(
     from monai.data import ThreadDataLoader  # noqa: F401
 
     from dynaclr.datamodule import MultiExperimentDataModule
-    from viscy_data._reader import PatchReader
+    from viscy_data import PatchReader
 
     workdir = Path(workdir or tempfile.mkdtemp(prefix="multi_bench_"))
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    experiments_yaml = _experiments(workdir, cells_per_fov)
+    experiments_yaml = _experiments(workdir, cells_per_fov, shape_tzyx)
     write_s = time.perf_counter() - t0
 
     dm = MultiExperimentDataModule(
         experiments_yaml=str(experiments_yaml),
         val_experiments=["exp_c"],
-        z_range=(0, 4),
-        yx_patch_size=(192, 192),
-        final_yx_patch_size=(160, 160),
+        z_range=tuple(z_range),
+        yx_patch_size=tuple(yx_patch_size),
+        final_yx_patch_size=tuple(final_yx_patch_size),
         tau_range=(0.5, 1.5),
         batch_size=batch_size,
         num_workers=num_workers,
@@ -193,14 +142,14 @@ def multi(
     setup_s = time.perf_counter() - t0
 
     # record every box the loader reads (per epoch), without changing what is read
-    recorded: list[tuple[str, Any]] = []
+    recorded: list[StoreBox] = []
     original = PatchReader.read_patches
 
     def recording(self: PatchReader, boxes: Any, out: Any = None) -> Any:
         recorded.extend((str(self.store_path), b) for b in boxes)
         return original(self, boxes, out=out)
 
-    raw = _RawReader(cache_bytes)
+    raw = RawTensorstore(cache_bytes)
     epochs = []
     selections = []
     PatchReader.read_patches = recording  # type: ignore[method-assign]
@@ -229,15 +178,16 @@ def multi(
         PatchReader.read_patches = original  # type: ignore[method-assign]
     # the same selections again, back to back in a fresh process (its own allocator state:
     # nothing the loader did, such as freeing or keeping big arrays, helps or hurts them)
-    raw_after_s = _raw_seconds_in_fresh_process(selections, cache_bytes)
+    raw_after_s = raw_seconds_in_fresh_process(selections, cache_bytes)
     ratios = [e["raw_s"] / e["loader_s"] for e in epochs]
     ratios_after = [r / e["loader_s"] for r, e in zip(raw_after_s, epochs, strict=True)]
     loader_tps = [e["triplets"] / e["loader_s"] for e in epochs]
     raw_tps = [e["triplets"] / e["raw_s"] for e in epochs]
     return {
-        "benchmark": "loader_multi",
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
+        "benchmark": "loaders multi",
+        "machine": machine(),
+        "shape_tzyx": list(shape_tzyx),
+        "patch_yx": {"initial": list(yx_patch_size), "final": list(final_yx_patch_size)},
         "experiments": [e[0] for e in EXPERIMENTS],
         "plate_write_s": round(write_s, 2),
         "setup_s": round(setup_s, 3),
@@ -279,10 +229,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batches", type=int, default=16)
     parser.add_argument("--cells-per-fov", type=int, default=32)
     parser.add_argument("--warm-epochs", type=int, default=3)
+    parser.add_argument("--cache-bytes", type=int, default=2 * 1024**3)
+    parser.add_argument("--shape-tzyx", type=parse_ints, default=SHAPE_TZYX)
+    parser.add_argument("--z-range", type=parse_ints, default=(0, 4))
+    parser.add_argument("--initial-patch-yx", type=parse_ints, default=(192, 192))
+    parser.add_argument("--final-patch-yx", type=parse_ints, default=(160, 160))
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Entry point for ``benchmarks/loaders.py multi``."""
+    """Run :func:`multi` with parsed options."""
     return multi(
         workdir=args.workdir,
         batch_size=args.batch_size,
@@ -290,10 +245,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         batches=args.batches,
         cells_per_fov=args.cells_per_fov,
         warm_epochs=args.warm_epochs,
+        cache_bytes=args.cache_bytes,
+        shape_tzyx=args.shape_tzyx,
+        z_range=args.z_range,
+        yx_patch_size=args.initial_patch_yx,
+        final_yx_patch_size=args.final_patch_yx,
     )
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    print(json.dumps(run(parser.parse_args()), indent=2))

@@ -1,0 +1,14 @@
+"""Loader benchmarks: each training DataLoader against raw tensorstore reads of its boxes.
+
+``uv run python -m benchmarks.loaders {hcs,triplet,multi} [options]`` prints one JSON
+object. Each subcommand is a module here with ``add_arguments(parser)`` and
+``run(args) -> dict`` (and a function of the same name as the module for use from Python);
+the raw baseline and ``machine()`` are in :mod:`benchmarks.common`.
+
+* ``hcs``: :class:`viscy_data.HCSDataModule` training loader.
+* ``triplet``: :class:`viscy_data.TripletDataModule` training loader.
+* ``multi``: dynaclr's ``MultiExperimentDataModule`` training loader.
+"""
+
+#: Subcommand -> module of this package.
+BENCHMARKS = {"hcs": "hcs", "triplet": "triplet", "multi": "multi"}
