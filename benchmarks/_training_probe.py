@@ -1,7 +1,7 @@
 """A Lightning profiler that measures what a training benchmark reports (``training.py``).
 
-Set as ``trainer.profiler`` (``class_path: _training_probe.TrainingProbe``, this folder on
-``PYTHONPATH``), it records, for every training step after ``warmup_steps``:
+Set as ``trainer.profiler`` (``class_path: benchmarks._training_probe.TrainingProbe``, the
+repository root on ``PYTHONPATH``), it records, for every training step after ``warmup_steps``:
 
 * the time the loop waits for the next batch (Lightning's ``train_dataloader_next`` action:
   ``next()`` on the DataLoader, i.e. time the loader did not have a batch ready),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU training benchmark (benchmarks/training.py) as one prepared script for a CUDA machine
+# The GPU training benchmark (python -m benchmarks.training) as one prepared script for a CUDA machine
 # whose Python already has torch, lightning, tensorstore, timm and nvidia-ml-py but no network
 # (this workplace's H200 "device" machine).
 #
@@ -48,11 +48,11 @@ run() {
     --target "$SITE" .whl/*.whl
   local src="$SITE"
   for d in packages/*/src applications/*/src; do src="$src:$PWD/$d"; done
-  export PYTHONPATH="$src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+  export PYTHONPATH="$src:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
   "$PY" -c "import iohub, zarr, monai, kornia, jsonargparse, tensorstore, pynvml, timm
 import dynaclr.cli, viscy_utils.rechunk; print('imports ok')"
-  "$PY" benchmarks/training.py --workdir /tmp/bench_training --out "$OUT/training.json" \
+  "$PY" -m benchmarks.training --workdir /tmp/bench_training --out "$OUT/training.json" \
     "$@" 2>&1 | tee "$OUT/training.log"
 }
 

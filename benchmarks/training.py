@@ -17,7 +17,7 @@ utilisation sampled with NVML (``nvidia-ml-py``). Targets on a GPU: utilisation 
 data wait < 5 % of step time. On CPU it runs smaller (batch and steps) and reports the same
 fields except utilisation.
 
-Run: ``uv run python benchmarks/training.py [--app dynaclr cytoland] [--steps 60]``;
+Run: ``uv run python -m benchmarks.training [--app dynaclr cytoland] [--steps 60]``;
 on the GPU machine through ``benchmarks/gpu_training.sh`` (under 5 minutes in all).
 """
 
@@ -90,7 +90,7 @@ def _trainer(cuda: bool, steps: int, probe: dict[str, Any]) -> dict[str, Any]:
         "enable_checkpointing": False,
         "enable_progress_bar": False,
         "callbacks": [],
-        "profiler": {"class_path": "_training_probe.TrainingProbe", "init_args": probe},
+        "profiler": {"class_path": "benchmarks._training_probe.TrainingProbe", "init_args": probe},
     }
 
 
@@ -193,7 +193,7 @@ def _run_fit(app: str, config: dict, workdir: Path, out: Path, timeout: int) -> 
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     out.unlink(missing_ok=True)
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     env.setdefault("PYTHONUNBUFFERED", "1")
     command = [sys.executable, "-m", f"{app}.cli", "fit", "-c", str(config_path)]
     start = time.perf_counter()
@@ -275,8 +275,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(f"unknown app {app!r} (dynaclr, cytoland)")
         results[app] = _run_fit(app, config, workdir, out, args.timeout)
     results["load_average"] = [round(v, 2) for v in os.getloadavg()]
-    sys.path.insert(0, str(HERE))
-    from _loader_bench import machine
+    from benchmarks.common import machine
 
     results["machine"] = machine()
     if cuda:

@@ -7,7 +7,7 @@ needs, ``--repeats`` times; the median is reported with the largest parts of one
 setup (cumulative seconds per function, ``cProfile``), to say where the time goes.
 Target: < 2 s each.
 
-Run: ``uv run python benchmarks/loaders.py setup [--workdir DIR]``.
+Run: ``uv run python -m benchmarks.loaders setup [--workdir DIR]``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _loader_bench import machine
+from benchmarks.common import machine
 
 SHAPE = (8, 2, 8, 1024, 1024)
 CHANNELS = ("Phase3D", "GFP")

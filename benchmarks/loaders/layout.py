@@ -16,7 +16,7 @@ Each (layout, boxes) pair is read batch by batch through :class:`viscy_data.Patc
 the OS page cache is warm for both. Rounds alternate the layouts; medians are reported.
 Target: rechunked / original >= 5 in samples per second, for both box kinds.
 
-Run: ``uv run python benchmarks/loaders.py layout [--workdir DIR]``.
+Run: ``uv run python -m benchmarks.loaders layout [--workdir DIR]``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _loader_bench import machine, timed
+from benchmarks.common import machine, parse_ints, timed
 
 SHAPE = (8, 2, 8, 1024, 1024)
 CHANNELS = ("Phase3D", "GFP")
@@ -41,17 +41,18 @@ BOXES = {
 }
 
 
-def _plates(workdir: Path) -> tuple[Path, Path, dict[str, float]]:
+def _plates(workdir: Path, shape: tuple[int, ...]) -> tuple[Path, Path, dict[str, float]]:
     from viscy_data.synthetic import write_synthetic_plate
     from viscy_utils.rechunk import rechunk_store
 
-    original = workdir / "layout_original.zarr"
-    rechunked = workdir / "layout_rechunked.zarr"
+    tag = "" if tuple(shape) == SHAPE else "_" + "x".join(map(str, shape))
+    original = workdir / f"layout_original{tag}.zarr"
+    rechunked = workdir / f"layout_rechunked{tag}.zarr"
     times: dict[str, float] = {}
     if not original.exists():
         times["generate_s"], _ = timed(
             lambda: write_synthetic_plate(
-                original, shape=SHAPE, channel_names=CHANNELS, version="0.5", seed=0
+                original, shape=shape, channel_names=CHANNELS, version="0.5", seed=0
             )
         )
     if not rechunked.exists():
@@ -60,11 +61,14 @@ def _plates(workdir: Path) -> tuple[Path, Path, dict[str, float]]:
     return original, rechunked, times
 
 
-def _random_boxes(kind: str, n_batches: int, seed: int) -> list[list[tuple]]:
+def _random_boxes(
+    kind: str, n_batches: int, seed: int, shape: tuple[int, ...]
+) -> list[list[tuple]]:
     import numpy as np
 
     n_c, depth, size, batch = BOXES[kind]
-    n_t, _, n_z, n_y, n_x = SHAPE
+    n_t, _, n_z, n_y, n_x = shape
+    depth, size = min(depth, n_z), min(size, n_y, n_x)
     fovs = ["A/1/0", "A/1/1", "B/1/0", "B/1/1"]
     rng = np.random.default_rng(seed)
     batches = []
@@ -113,19 +117,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batches", type=int, default=12, help="batches per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (median)")
     parser.add_argument("--cache-mib", type=int, default=256, help="decoded-chunk cache")
+    parser.add_argument("--shape", type=parse_ints, default=SHAPE, help="plate T,C,Z,Y,X")
+    parser.add_argument("--kinds", nargs="+", choices=list(BOXES), default=list(BOXES))
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_layout_"))
     workdir.mkdir(parents=True, exist_ok=True)
-    original, rechunked, times = _plates(workdir)
+    shape = tuple(args.shape)
+    original, rechunked, times = _plates(workdir, shape)
     cache_bytes = args.cache_mib * 1024**2
-    plate_bytes = 4 * math.prod(SHAPE) * 2
+    plate_bytes = 4 * math.prod(shape) * 2
     context = multiprocessing.get_context("spawn")
     results: dict[str, Any] = {}
     with context.Pool(1, maxtasksperchild=1) as pool:
-        for kind in BOXES:
-            batches = _random_boxes(kind, args.batches, seed=0)
+        for kind in args.kinds:
+            batches = _random_boxes(kind, args.batches, seed=0, shape=shape)
             rates: dict[str, list[float]] = {"original": [], "rechunked": []}
             for _ in range(args.rounds):
                 for layout, path in (("original", original), ("rechunked", rechunked)):
@@ -148,10 +155,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "layout",
         "plate": {
-            "shape_tczyx": list(SHAPE),
+            "shape_tczyx": list(shape),
             "fovs": 4,
             "decoded_bytes": plate_bytes,
-            "original_chunks": [1, 1, 8, 1024, 1024],
+            "original_chunks": [1, 1, *shape[2:]],
             "rechunked": "inner 1x1x1x256x256, shard 1x1x8x1024x1024 (viscy rechunk defaults)",
         },
         "cache_bytes": cache_bytes,
