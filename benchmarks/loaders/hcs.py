@@ -28,6 +28,7 @@ from benchmarks.common import (
     parse_ints,
     ratio_summary,
     raw_seconds,
+    synthetic_plate,
     timed,
 )
 
@@ -84,26 +85,12 @@ def hcs(
 ) -> dict[str, Any]:
     """Run the HCS loader benchmark; return the measurements as a dict."""
     from viscy_data import HCSDataModule
-    from viscy_data.synthetic import write_synthetic_plate
 
     workdir = Path(workdir or tempfile.mkdtemp(prefix="bench_hcs_"))
     workdir.mkdir(parents=True, exist_ok=True)
     suffix = "" if tuple(shape) == SHAPE else "_" + "x".join(map(str, shape))
     plate_path = workdir / f"bench_hcs{suffix}.zarr"
-    generate_s = 0.0
-    if not plate_path.exists():
-        generate_s, _ = timed(
-            lambda: write_synthetic_plate(
-                plate_path,
-                shape=tuple(shape),
-                channel_names=CHANNELS,
-                wells=(("A", "1"), ("B", "1")),
-                fovs_per_well=2,
-                version="0.5",
-                seed=0,
-                cells_per_fov=cells_per_fov,
-            )
-        )
+    generate_s = synthetic_plate(plate_path, shape, CHANNELS, cells_per_fov)
     cache_bytes = cache_mib * 1024**2
 
     loader_runs = []

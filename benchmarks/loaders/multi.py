@@ -36,7 +36,9 @@ from benchmarks.common import (
     StoreBox,
     machine,
     parse_ints,
+    preload_imports,
     raw_seconds_in_fresh_process,
+    synthetic_plate,
 )
 
 EXPERIMENTS = (
@@ -50,24 +52,14 @@ SHAPE_TZYX = (8, 4, 512, 512)
 def _experiments(workdir: Path, cells_per_fov: int, shape_tzyx: tuple[int, ...]) -> Path:
     import yaml
 
-    from viscy_data.synthetic import write_synthetic_plate
-
     entries = []
     suffix = "" if tuple(shape_tzyx) == SHAPE_TZYX else "_" + "x".join(map(str, shape_tzyx))
     for i, (name, channels, interval) in enumerate(EXPERIMENTS):
         plate = workdir / f"{name}_{cells_per_fov}{suffix}.zarr"
         tracks = workdir / f"{name}_{cells_per_fov}{suffix}_tracks"
-        if not plate.exists():
-            t, z, y, x = shape_tzyx
-            write_synthetic_plate(
-                plate,
-                shape=(t, len(channels), z, y, x),
-                channel_names=channels,
-                fovs_per_well=2,
-                seed=i,
-                tracks_path=tracks,
-                cells_per_fov=cells_per_fov,
-            )
+        t, z, y, x = shape_tzyx
+        shape = (t, len(channels), z, y, x)
+        synthetic_plate(plate, shape, channels, cells_per_fov, tracks_path=tracks, seed=i)
         entries.append(
             {
                 "name": name,
@@ -106,12 +98,7 @@ def multi(
     final_yx_patch_size: tuple[int, int] = (160, 160),
 ) -> dict[str, Any]:
     """Run the multi-experiment loader benchmark; return the measurements as a dict."""
-    # imports are excluded from the setup time
-    import iohub.ngff  # noqa: F401
-    import tensorstore  # noqa: F401
-    import torch  # noqa: F401
-    from monai.data import ThreadDataLoader  # noqa: F401
-
+    preload_imports()  # imports are excluded from the setup time
     from dynaclr.datamodule import MultiExperimentDataModule
     from viscy_data import PatchReader
 

@@ -20,30 +20,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine, on_store, parse_ints, raw_seconds
+from benchmarks.common import (
+    machine,
+    on_store,
+    parse_ints,
+    preload_imports,
+    raw_seconds,
+    synthetic_plate,
+)
 
 PLATE_SHAPE = (8, 2, 8, 1024, 1024)
 CHANNELS = ("Phase3D", "GFP")
 
 
 def _plate(workdir: Path, shape: tuple[int, ...], cells_per_fov: int) -> tuple[Path, Path]:
-    from viscy_data.synthetic import write_synthetic_plate
-
     suffix = "" if tuple(shape) == PLATE_SHAPE else "_" + "x".join(map(str, shape))
     plate_path = workdir / f"triplet_bench_{cells_per_fov}{suffix}.zarr"
     tracks_path = workdir / f"triplet_bench_{cells_per_fov}{suffix}_tracks"
-    if not plate_path.exists():
-        write_synthetic_plate(
-            plate_path,
-            shape=tuple(shape),
-            channel_names=CHANNELS,
-            wells=(("A", "1"), ("B", "1")),
-            fovs_per_well=2,
-            version="0.5",
-            seed=0,
-            tracks_path=tracks_path,
-            cells_per_fov=cells_per_fov,
-        )
+    synthetic_plate(plate_path, shape, CHANNELS, cells_per_fov, tracks_path=tracks_path)
     return plate_path, tracks_path
 
 
@@ -63,12 +57,7 @@ def triplet(
     final_yx_patch_size: tuple[int, int] = (160, 160),
 ) -> dict[str, Any]:
     """Run the triplet loader benchmark; return the measurements as a dict."""
-    # imports are excluded from the setup time
-    import iohub.ngff  # noqa: F401
-    import tensorstore  # noqa: F401
-    import torch  # noqa: F401
-    from monai.data import ThreadDataLoader  # noqa: F401
-
+    preload_imports()  # imports are excluded from the setup time
     from viscy_data import TripletDataModule, read_norm_meta  # noqa: F401
 
     workdir = Path(workdir or tempfile.mkdtemp(prefix="triplet_bench_"))

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from lightning.pytorch import LightningDataModule
 from monai.transforms import MapTransform
+from torch.utils.data import BatchSampler
 
 from dynaclr.dataset import MultiExperimentTripletDataset
 from dynaclr.experiment import ExperimentRegistry
@@ -103,6 +104,12 @@ class MultiExperimentDataModule(DeviceTransformMixin, LightningDataModule):
         Batches prefetched per worker (``num_workers > 0``).
     persistent_workers : bool
         Keep workers alive across epochs (``num_workers > 0``).
+    predict_experiments : list[str] | None
+        Experiments embedded by ``predict`` (``None``: all of the YAML). Every cell-timepoint
+        of them is predicted once, in order, with the channels mapped as in training (the
+        YAML's ``training_channels`` over all its experiments); the batch ``index`` carries
+        ``experiment, condition, well_name, fov_name, track_id, t, hours_post_infection``
+        and the other track columns for the embedding writer.
     """
 
     def __init__(
@@ -139,6 +146,7 @@ class MultiExperimentDataModule(DeviceTransformMixin, LightningDataModule):
         pin_memory: bool = False,
         prefetch_factor: int | None = None,
         persistent_workers: bool = False,
+        predict_experiments: list[str] | None = None,
     ) -> None:
         super().__init__()
         if any(f > p for f, p in zip(final_yx_patch_size, yx_patch_size, strict=True)):
@@ -186,6 +194,10 @@ class MultiExperimentDataModule(DeviceTransformMixin, LightningDataModule):
         self.registry: ExperimentRegistry | None = None
         self.train_dataset: MultiExperimentTripletDataset | None = None
         self.val_dataset: MultiExperimentTripletDataset | None = None
+        self.predict_experiments = (
+            None if predict_experiments is None else [str(e) for e in predict_experiments]
+        )
+        self.predict_dataset: MultiExperimentTripletDataset | None = None
 
     # ------------------------------------------------------------------------------ setup
     @property
@@ -209,7 +221,9 @@ class MultiExperimentDataModule(DeviceTransformMixin, LightningDataModule):
             )
         return train, list(self.val_experiments)
 
-    def _dataset(self, registry: ExperimentRegistry, seed: int) -> MultiExperimentTripletDataset:
+    def _dataset(
+        self, registry: ExperimentRegistry, seed: int, predict: bool = False
+    ) -> MultiExperimentTripletDataset:
         index = MultiExperimentIndex(
             registry,
             yx_patch_size=self.yx_patch_size,
@@ -218,7 +232,10 @@ class MultiExperimentDataModule(DeviceTransformMixin, LightningDataModule):
             include_wells=self.include_wells,
             exclude_fovs=self.exclude_fovs,
         )
-        if len(index.valid_anchors) == 0:
+        if predict:
+            if len(index.tracks) == 0:
+                raise ValueError(f"experiments {registry.names}: no cell to predict")
+        elif len(index.valid_anchors) == 0:
             raise ValueError(
                 f"experiments {registry.names}: no cell has a positive within tau_range "
                 f"{self.tau_range} h; widen tau_range or check the tracks"
@@ -231,13 +248,15 @@ class MultiExperimentDataModule(DeviceTransformMixin, LightningDataModule):
             cache_bytes=self.cache_pool_bytes,
             # plates' dtype through the loader (half the bytes for uint16); float on device
             float_output=False,
+            predict=predict,
         )
 
     def setup(self, stage: str | None = None) -> None:
-        """Read the registry, split by experiment and index train / val experiments."""
-        if stage not in (None, "fit", "validate"):
+        """Read the registry, split by experiment and index train / val (/ predict)
+        experiments."""
+        if stage not in (None, "fit", "validate", "predict"):
             raise NotImplementedError(
-                f"MultiExperimentDataModule supports fit and validate, not {stage!r}"
+                f"MultiExperimentDataModule supports fit, validate and predict, not {stage!r}"
             )
         registry = ExperimentRegistry.from_yaml(self.experiments_yaml)
         registry.validate_stores()
@@ -249,6 +268,13 @@ class MultiExperimentDataModule(DeviceTransformMixin, LightningDataModule):
                 f"channels {registry.active_channels}"
             )
         self.registry = registry
+        if stage == "predict":
+            names = registry.names if self.predict_experiments is None else self.predict_experiments
+            if self.predict_dataset is None:
+                self.predict_dataset = self._dataset(registry.subset(names), self.seed, True)
+            self.predict_dataset.norm_stats.require_for(self.normalizations)
+            self._compose_device_transforms()
+            return
         train, val = self._split(registry)
         if stage in (None, "fit") and self.train_dataset is None:
             self.train_dataset = self._dataset(registry.subset(train), self.seed)
@@ -322,6 +348,18 @@ class MultiExperimentDataModule(DeviceTransformMixin, LightningDataModule):
             indices[i : i + self.batch_size] for i in range(0, len(indices), self.batch_size)
         ]
         return self._loader(self.val_dataset, batch_sampler=batches)
+
+    def predict_dataloader(self) -> Any:
+        """Every cell-timepoint of the predict experiments once, in order, sharded by rank."""
+        if self.predict_dataset is None:
+            raise RuntimeError("call setup('predict') first")
+        num_replicas, rank = self._distributed()
+        n = len(self.predict_dataset)
+        per_rank = -(-n // num_replicas)
+        indices = range(rank * per_rank, min(n, (rank + 1) * per_rank))
+        # a BatchSampler object (not a list): Lightning wraps predict batch samplers
+        batches = BatchSampler(indices, batch_size=self.batch_size, drop_last=False)
+        return self._loader(self.predict_dataset, batch_sampler=batches)
 
     # ------------------------------------------------------------------------------ device
     def transfer_transforms(self, stage: str | None | Literal["current"] = "current") -> list:

@@ -28,22 +28,22 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from dynaclr.index import MultiExperimentIndex
-from viscy_data import NormStatsTable, PatchBox, PatchReader, batch_rng, read_norm_meta
+from viscy_data import (
+    ULTRACK_INDEX_COLUMNS,
+    NormStatsTable,
+    PatchBox,
+    PatchReader,
+    batch_rng,
+    read_norm_meta,
+)
 
 __all__ = ["MultiExperimentTripletDataset"]
 
 _INDEX_COLUMNS = (
     "experiment",
     "condition",
-    "fov_name",
-    "track_id",
-    "t",
-    "id",
-    "parent_track_id",
-    "parent_id",
-    "z",
-    "y",
-    "x",
+    "well_name",
+    *ULTRACK_INDEX_COLUMNS,
     "global_track_id",
     "hours_post_infection",
 )
@@ -87,6 +87,10 @@ class MultiExperimentTripletDataset(Dataset):
         ``<role>_norm_meta`` and ``MultiExperimentDataModule`` raises at setup when its
         normalizations need them. Channels an experiment does not have (zeros) always get
         neutral statistics.
+    predict : bool
+        Prediction mode: the items are every cell-timepoint of ``index.tracks`` (in its
+        order), and a batch is ``{"anchor", "anchor_norm_meta", "index"}`` of exactly the
+        requested rows, in the requested order (no positives, no randomness).
     """
 
     def __init__(
@@ -102,10 +106,12 @@ class MultiExperimentTripletDataset(Dataset):
         float_output: bool = True,
         buffer_pool_size: int = 8,
         fill_missing_norm: bool = False,
+        predict: bool = False,
     ) -> None:
         from iohub.ngff import open_ome_zarr
 
         self.index = index
+        self.predict = bool(predict)
         self.return_negative = return_negative
         self.return_index = return_index
         self.seed = int(seed)
@@ -180,6 +186,8 @@ class MultiExperimentTripletDataset(Dataset):
         self._lineage = tracks["lineage_id"].cat.codes.to_numpy()
 
     def __len__(self) -> int:
+        if self.predict:
+            return len(self.index.tracks)
         return len(self.index.valid_anchors)
 
     def set_epoch(self, epoch: int) -> None:
@@ -284,8 +292,20 @@ class MultiExperimentTripletDataset(Dataset):
             self._read_run(int(codes[lo]), rows[lo:hi], out[lo:hi])
         return torch.from_numpy(out)
 
+    def _index_columns(self, rows: np.ndarray) -> dict[str, list]:
+        df = self.index.tracks
+        return {col: df[col].to_numpy()[rows].tolist() for col in _INDEX_COLUMNS if col in df}
+
     def __getitems__(self, indices: list[int]) -> dict[str, Any]:
-        """Batch of ``len(indices)`` triplets for positions in ``index.valid_anchors``."""
+        """Batch of ``len(indices)`` triplets for positions in ``index.valid_anchors``
+        (in predict mode: the cells at rows ``indices`` of ``index.tracks``)."""
+        if self.predict:
+            rows = np.asarray(indices, dtype=np.int64)
+            return {
+                "anchor": self._read(rows),
+                "anchor_norm_meta": self.norm_stats.gather(self._row_fov[rows], self._t[rows]),
+                "index": self._index_columns(rows),
+            }
         anchors = self.index.anchor_rows[np.asarray(indices, dtype=np.int64)]
         # group the batch by experiment (order within a batch is free): contiguous reads
         anchors = anchors[np.argsort(self._row_exp[anchors], kind="stable")]
@@ -304,10 +324,7 @@ class MultiExperimentTripletDataset(Dataset):
             batch[role] = self._read(rows)
             batch[f"{role}_norm_meta"] = self.norm_stats.gather(self._row_fov[rows], self._t[rows])
         if self.return_index:
-            df = self.index.tracks
-            batch["index"] = {
-                col: df[col].to_numpy()[anchors].tolist() for col in _INDEX_COLUMNS if col in df
-            }
+            batch["index"] = self._index_columns(anchors)
         return batch
 
     def __getitem__(self, i: int) -> dict[str, Any]:

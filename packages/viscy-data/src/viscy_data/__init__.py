@@ -76,6 +76,7 @@ _EXPORTS: dict[str, str] = {
     # single-cell pipelines
     "TripletDataModule": "triplet",
     "TripletDataset": "triplet",
+    "PairedChannelTripletDataModule": "paired_channels",
     "ClassificationDataModule": "cell_classification",
     "ClassificationDataset": "cell_classification",
     "CellDivisionTripletDataModule": "cell_division_triplet",

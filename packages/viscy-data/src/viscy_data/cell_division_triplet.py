@@ -18,14 +18,11 @@ from monai.transforms import MapTransform
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from viscy_data._patch_ops import ChannelWiseBatchTransform
 from viscy_data._tracks import batch_rng
-from viscy_data.hcs import HCSDataModule
-from viscy_data.loading import thread_data_loader
+from viscy_data._triplet_base import TripletDataModuleBase, split_items
 
 __all__ = ["CellDivisionTripletDataModule", "CellDivisionTripletDataset"]
 
-_KEYS = ("anchor", "positive", "negative")
 SampleTransform = Callable[[dict[str, Tensor | dict]], dict[str, Tensor]]
 
 
@@ -194,7 +191,7 @@ class CellDivisionTripletDataset(Dataset):
         return sample
 
 
-class CellDivisionTripletDataModule(HCSDataModule):
+class CellDivisionTripletDataModule(TripletDataModuleBase):
     """Lightning DataModule of cell-division triplets from a folder of ``.npy`` arrays.
 
     Parameters
@@ -298,11 +295,7 @@ class CellDivisionTripletDataModule(HCSDataModule):
         """Find and validate the arrays, split them by file and build the datasets."""
         files = self._files()
         if stage in ("fit", "validate", None):
-            order = np.random.default_rng(self.seed).permutation(len(files))
-            n_train = int(len(files) * self.split_ratio)
-            n_train = min(max(n_train, 1), max(len(files) - 1, 1))
-            train = sorted(files[i] for i in order[:n_train])
-            val = sorted(files[i] for i in order[n_train:])
+            train, val = split_items(files, self.split_ratio, self.seed)
             self.train_dataset = self._dataset(train, fit=True)
             self.val_dataset = self._dataset(val, fit=True) if val else None
         if stage in ("predict", None):
@@ -310,34 +303,3 @@ class CellDivisionTripletDataModule(HCSDataModule):
         if stage == "test":
             raise NotImplementedError("CellDivisionTripletDataModule has no test stage")
         self._compose_device_transforms()
-
-    def _loader(self, dataset: Dataset, shuffle: bool) -> Any:
-        return thread_data_loader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
-            prefetch_factor=self.prefetch_factor,
-        )
-
-    def train_dataloader(self) -> Any:
-        return self._loader(self.train_dataset, shuffle=True)
-
-    def val_dataloader(self) -> Any:
-        return [] if self.val_dataset is None else self._loader(self.val_dataset, shuffle=False)
-
-    def predict_dataloader(self) -> Any:
-        return self._loader(self.predict_dataset, shuffle=False)
-
-    def _build_device_transform(self, stage: str | None) -> ChannelWiseBatchTransform:
-        """Normalize (+ augment, see ``_augmenting``) channel by channel, then center-crop to
-        the final size."""
-        transforms: list[Callable] = list(self.normalizations)
-        if self._augmenting(stage):
-            transforms += self.augmentations
-        return ChannelWiseBatchTransform(
-            transforms, self.source_channel, _KEYS, self.final_yx_patch_size
-        )

@@ -102,12 +102,3 @@ class CTMCv1DataModule(StoredTransforms, GPUTransformDataModule):
             val.cache = self.caches["val"]
         self.train_dataset = train
         self.val_dataset = Subset(val, kept)
-
-    def release_caches(self) -> None:
-        """Close and delete the cache files."""
-        for cache in self.caches.values():
-            cache.close()
-        self.caches = {}
-
-    def teardown(self, stage: str) -> None:
-        self.release_caches()

@@ -109,6 +109,15 @@ class GPUTransformDataModule(DeviceTransformMixin, ABC, LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._dataloader(self.train_dataset, shuffle=True, drop_last=True)
 
+    def release_caches(self) -> None:
+        """Close and delete the cache files of the subclass's ``caches`` (if any)."""
+        for cache in getattr(self, "caches", {}).values():
+            cache.close()
+        self.caches = {}
+
+    def teardown(self, stage: str) -> None:
+        self.release_caches()
+
     def val_dataloader(self) -> DataLoader:
         return self._dataloader(self.val_dataset, shuffle=False, drop_last=False)
 
@@ -253,12 +262,3 @@ class CachedOmeZarrDataModule(StoredTransforms, GPUTransformDataModule, SelectWe
             val_positions, transform=self.val_cpu_transforms, **common
         )
         self._make_caches({"train": self.train_dataset, "val": self.val_dataset})
-
-    def release_caches(self) -> None:
-        """Close and delete the cache files."""
-        for cache in self.caches.values():
-            cache.close()
-        self.caches = {}
-
-    def teardown(self, stage: str) -> None:
-        self.release_caches()

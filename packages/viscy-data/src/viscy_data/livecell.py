@@ -295,12 +295,3 @@ class LiveCellDataModule(StoredTransforms, GPUTransformDataModule):
             collate_fn=collate_samples,
             multiprocessing_context=self.multiprocessing_context if self.num_workers else None,
         )
-
-    def release_caches(self) -> None:
-        """Close and delete the image cache files."""
-        for cache in self.caches.values():
-            cache.close()
-        self.caches = {}
-
-    def teardown(self, stage: str) -> None:
-        self.release_caches()

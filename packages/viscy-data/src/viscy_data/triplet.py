@@ -11,7 +11,7 @@ device, normalizes, augments and center-crops them channel by channel.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +24,6 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from viscy_data._norm import NormStatsTable
-from viscy_data._patch_ops import ChannelWiseBatchTransform
 from viscy_data._reader import PatchBox, PatchReader
 from viscy_data._tracks import (
     TrackIndex,
@@ -35,15 +34,13 @@ from viscy_data._tracks import (
     validate_tracks,
     window_inside,
 )
+from viscy_data._triplet_base import TripletDataModuleBase, split_items
 from viscy_data._typing import ULTRACK_INDEX_COLUMNS
-from viscy_data.hcs import HCSDataModule
-from viscy_data.loading import identity_collate, thread_data_loader
+from viscy_data.loading import identity_collate
 
 __all__ = ["TripletDataModule", "TripletDataset"]
 
 _logger = logging.getLogger(__name__)
-
-_TRIPLET_KEYS = ("anchor", "positive", "negative")
 
 
 def _position_location(position: Position) -> tuple[Path, str]:
@@ -339,7 +336,7 @@ class TripletDataset(Dataset):
         return self.__getitems__([index])
 
 
-class TripletDataModule(HCSDataModule):
+class TripletDataModule(TripletDataModuleBase):
     """Lightning DataModule of cell triplets from an HCS OME-Zarr plate and its tracks.
 
     Parameters
@@ -390,6 +387,8 @@ class TripletDataModule(HCSDataModule):
     seed : int
         Seed of the FOV split, the loader shuffling and the triplet sampling.
     """
+
+    collate_fn = staticmethod(identity_collate)  # the dataset returns whole batches
 
     def __init__(
         self,
@@ -497,11 +496,7 @@ class TripletDataModule(HCSDataModule):
                 f"No FOV of {self.data_path} left for fitting after fit_include_wells="
                 f"{self.fit_include_wells} and fit_exclude_fovs={self.fit_exclude_fovs}"
             )
-        order = np.random.default_rng(self.seed).permutation(len(names))
-        n_train = int(len(names) * self.split_ratio)
-        n_train = min(max(n_train, 1), max(len(names) - 1, 1))
-        shuffled = [names[i] for i in order]
-        return sorted(shuffled[:n_train]), sorted(shuffled[n_train:])
+        return split_items(names, self.split_ratio, self.seed)
 
     def _dataset(
         self, reader: PatchReader, plate: Any, fov_names: list[str], fit: bool
@@ -557,42 +552,3 @@ class TripletDataModule(HCSDataModule):
             if stage == "test":
                 raise NotImplementedError("TripletDataModule has no test stage")
         self._compose_device_transforms()
-
-    # ------------------------------------------------------------------ loaders
-
-    def _loader(self, dataset: Dataset, shuffle: bool) -> Any:
-        return thread_data_loader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
-            drop_last=False,
-            collate_fn=identity_collate,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
-            prefetch_factor=self.prefetch_factor,
-        )
-
-    def train_dataloader(self) -> Any:
-        return self._loader(self.train_dataset, shuffle=True)
-
-    def val_dataloader(self) -> Any:
-        if self.val_dataset is None:
-            return []
-        return self._loader(self.val_dataset, shuffle=False)
-
-    def predict_dataloader(self) -> Any:
-        return self._loader(self.predict_dataset, shuffle=False)
-
-    # ------------------------------------------------------------------ on device
-
-    def _build_device_transform(self, stage: str | None) -> ChannelWiseBatchTransform:
-        """Normalize (+ augment, see ``_augmenting``) each patch channel by channel, then
-        center-crop it to ``final_yx_patch_size``."""
-        transforms: list[Callable] = list(self.normalizations)
-        if self._augmenting(stage):
-            transforms += self.augmentations
-        return ChannelWiseBatchTransform(
-            transforms, self.source_channel, _TRIPLET_KEYS, self.final_yx_patch_size
-        )

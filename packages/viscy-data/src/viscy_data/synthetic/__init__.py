@@ -22,6 +22,7 @@ The package has one module per step: ``_simulate`` (tracks and phenotypes), ``_r
 
 from viscy_data.statistics import INTENSITY_STATISTICS_KEYS, intensity_statistics
 from viscy_data.synthetic._cli import main
+from viscy_data.synthetic._render import PHENOTYPES
 from viscy_data.synthetic._simulate import TRACKS_COLUMNS, simulate_tracks
 from viscy_data.synthetic._write import SyntheticPlate, write_synthetic_plate
 
@@ -32,6 +33,7 @@ STATISTICS_KEYS = INTENSITY_STATISTICS_KEYS
 compute_statistics = intensity_statistics
 
 __all__ = [
+    "PHENOTYPES",
     "STATISTICS_KEYS",
     "TRACKS_COLUMNS",
     "SyntheticPlate",
