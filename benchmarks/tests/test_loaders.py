@@ -40,7 +40,7 @@ def test_entry_point_lists_every_loader_benchmark():
     assert result.returncode == 0, result.stderr
     for name in ("hcs", "triplet", "multi"):
         assert name in result.stdout
-    assert set(BENCHMARKS) == {"hcs", "triplet", "multi"}
+    assert {"hcs", "triplet", "multi", "layout", "setup", "hcs_release"} <= set(BENCHMARKS)
 
 
 def test_hcs(workdir):
@@ -95,4 +95,24 @@ def test_multi(workdir):
     for key in ("loader_over_raw", "loader_over_raw_after"):
         assert _positive(result[key]["cold"])
         assert _positive(result[key]["warm"])
+    json.dumps(result)
+
+
+def test_layout(workdir):
+    import argparse
+
+    from benchmarks.loaders import layout
+
+    parser = argparse.ArgumentParser()
+    layout.add_arguments(parser)
+    args = parser.parse_args(
+        ["--workdir", str(workdir), "--batches", "1", "--rounds", "1", "--cache-mib", "1"]
+        + ["--shape", "2,2,4,64,64", "--kinds", "triplet"]
+    )
+    result = layout.run(args)
+    assert result["rechunk_s"] > 0
+    assert set(result["results"]) == {"triplet"}
+    for entry in result["results"].values():
+        assert _positive(entry["rechunked_over_original"])
+        assert entry["samples"] == entry["batch_size"]
     json.dumps(result)

@@ -450,13 +450,18 @@ class PatchReader:
         boxes : Sequence[PatchBox]
             Boxes of identical size (channels count and Z/Y/X extents).
         out : np.ndarray, optional
-            Array of shape (N, C, Z, Y, X) to read into (e.g. a view of shared memory);
-            values are cast to its dtype.
+            Array of shape (N, C, Z, Y, X) to read into (e.g. a view of shared memory or a
+            recycled batch buffer); values are cast to its dtype.
 
         Returns
         -------
         np.ndarray
-            Array of shape (N, C, Z, Y, X) in the store's data type.
+            Array of shape (N, C, Z, Y, X) in the store's data type, box ``i`` at row ``i``.
+
+        Notes
+        -----
+        Each distinct box is read once, straight into its first row of the output; rows of
+        repeated boxes are then copied from it (no intermediate array, no gather copy).
 
         Raises
         ------
@@ -484,6 +489,28 @@ class PatchReader:
         elif out.shape != (len(boxes), *size):
             raise ValueError(f"out has shape {out.shape}, expected {(len(boxes), *size)}")
         self._array(boxes[0].position)  # (re)opens handles: settles the backend after a fork
+        # each distinct box is read once, into the first row that asks for it
+        first: dict[PatchBox, int] = {}
+        repeats: list[tuple[int, int]] = []  # (row, row it copies)
+        for i, box in enumerate(boxes):
+            j = first.setdefault(box, i)
+            if j != i:
+                repeats.append((i, j))
+        if repeats:
+            rows = list(first.values())
+            self._read_rows_into([boxes[i] for i in rows], out, rows)
+            for i, j in repeats:
+                out[i] = out[j]
+        else:
+            self._read_rows_into(boxes, out, None)
+        return out
+
+    def _read_rows_into(
+        self, boxes: Sequence[PatchBox], out: np.ndarray, rows: list[int] | None
+    ) -> None:
+        """Read ``boxes[k]`` into ``out[rows[k]]`` (``out[k]`` when ``rows`` is None)."""
+        if rows is None:
+            rows = list(range(len(boxes)))
         if self.backend == "tensorstore":
             import tensorstore as ts
 
@@ -501,30 +528,30 @@ class PatchReader:
             if out.flags.c_contiguous and out.flags.writeable:
                 # tensorstore copies every box straight into `out` (one copy, no temporaries)
                 target = ts.array(out, copy=False, write=True)
-                futures = [target[i].write(src) for i, src in enumerate(sources)]
-                for i, future in enumerate(futures):
+                futures = [target[i].write(src) for i, src in zip(rows, sources, strict=True)]
+                for k, future in enumerate(futures):
                     try:
                         future.result()
                     except Exception as err:
-                        raise self._read_error(boxes[i], err) from err
+                        raise self._read_error(boxes[k], err) from err
             else:
                 reads = [src.read() for src in sources]
-                for i, future in enumerate(reads):
+                for k, (i, future) in enumerate(zip(rows, reads, strict=True)):
                     try:
                         out[i] = future.result()
                     except Exception as err:
-                        raise self._read_error(boxes[i], err) from err
-            return out
+                        raise self._read_error(boxes[k], err) from err
+            return
         if len(boxes) == 1:
-            out[0] = self._read_one_zarr_checked(boxes[0])
-            return out
+            out[rows[0]] = self._read_one_zarr_checked(boxes[0])
+            return
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
                 max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="patch-reader"
             )
-        for i, patch in enumerate(self._executor.map(self._read_one_zarr_checked, boxes)):
+        patches = self._executor.map(self._read_one_zarr_checked, boxes)
+        for i, patch in zip(rows, patches, strict=True):
             out[i] = patch
-        return out
 
     def read_patch(self, box: PatchBox) -> np.ndarray:
         """Read one box; returns an array of shape (C, Z, Y, X)."""

@@ -269,19 +269,14 @@ class TripletDataset(Dataset):
         ]
 
     def _read_rows(self, rows: np.ndarray) -> Tensor:
-        """Patches of ``rows`` (N, C, Z, Y, X) in the store's dtype, each distinct row read once.
+        """Patches of ``rows`` (N, C, Z, Y, X) in the store's dtype, in the order of ``rows``.
 
-        Integer images stay integer (uint16 is half the bytes of float32 to move to the
-        device); :meth:`TripletDataModule.on_after_batch_transfer` converts to float32.
+        Read straight into one batch array in final order; a row repeated in the batch is
+        read once (see :meth:`PatchReader.read_patches`). Integer images stay integer
+        (uint16 is half the bytes of float32 to move to the device);
+        :meth:`TripletDataModule.on_after_batch_transfer` converts to float32.
         """
-        unique, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
-        if len(unique) == len(rows):  # no duplicates: read in the given order, no copy
-            patches = self.reader.read_patches(self._boxes(rows))
-        else:
-            order = np.argsort(first)  # distinct rows in order of first appearance
-            rank = np.empty_like(order)
-            rank[order] = np.arange(len(order))
-            patches = self.reader.read_patches(self._boxes(unique[order]))[rank[inverse]]
+        patches = self.reader.read_patches(self._boxes(rows))
         if (
             not patches.dtype.isnative
             or patches.dtype.kind not in "uif"
