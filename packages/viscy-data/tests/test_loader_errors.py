@@ -155,11 +155,13 @@ def damaged_plate(tmp_path_factory):
     return plate
 
 
-def _use_context(monkeypatch, module, context: str) -> None:
+def _use_context(monkeypatch, context: str) -> None:
     """Thread pipelines: workers become processes of ``context`` (else threads)."""
+    from viscy_data import _triplet_base  # the triplet DataModules build their loaders there
+
     if context != "threads":
         builder = functools.partial(thread_data_loader, multiprocessing_context=context)
-        monkeypatch.setattr(module, "thread_data_loader", builder)
+        monkeypatch.setattr(_triplet_base, "thread_data_loader", builder)
 
 
 @pytest.fixture
@@ -185,7 +187,7 @@ def _assert_names_damage(err: pytest.ExceptionInfo, context: str) -> None:
 def test_triplet_damaged_chunk_raises_in_fit(damaged_plate, monkeypatch, context):
     from viscy_data import triplet
 
-    _use_context(monkeypatch, triplet, context)
+    _use_context(monkeypatch, context)
     dm = triplet.TripletDataModule(
         data_path=str(damaged_plate.path),
         tracks_path=str(damaged_plate.tracks_path),
@@ -263,7 +265,7 @@ def test_classification_damaged_chunk_raises_in_fit(
 def test_cell_division_failing_read_raises_in_fit(tmp_path, monkeypatch, context):
     from viscy_data import cell_division_triplet as division
 
-    _use_context(monkeypatch, division, context)
+    _use_context(monkeypatch, context)
     for k in range(4):
         t = np.arange(5, dtype=np.float32).reshape(-1, 1, 1, 1)
         np.save(tmp_path / f"cell_{k}.npy", np.broadcast_to(k * 1000 + t * 10, (5, 2, 32, 32)))
