@@ -163,7 +163,6 @@ def _ok(results: dict, name: str) -> None:
 
 
 def test_classification_fit_and_predict(cli_run, demo_plate):
-
     root, results = cli_run
     _ok(results, "classification_fit")
     _ok(results, "classification_predict")
@@ -188,7 +187,6 @@ def test_classification_fit_and_predict(cli_run, demo_plate):
 
 
 def test_multi_modal_fit_and_predict(cli_run, demo_plate):
-
     root, results = cli_run
     _ok(results, "multi_modal_fit")
     _ok(results, "multi_modal_predict")
@@ -265,7 +263,6 @@ def test_generated_fit_config_runs(cli_run, two_experiments):
 
 
 def test_multi_experiment_predict(cli_run, two_experiments):
-
     root, results = cli_run
     _ok(results, "multi_experiment_predict")
     _ok(results, "multi_experiment_predict_alone")
