@@ -52,7 +52,7 @@ def test_import_is_lazy():
 
 
 def test_stem_folds_depth_into_channels():
-    stem = StemDepthtoChannels(2, 10, 40, kernel_size=(5, 4, 4))
+    stem = StemDepthtoChannels(2, 10, 40, stem_kernel_size=(5, 4, 4), stem_stride=(5, 4, 4))
     assert stem(torch.randn(1, 2, 10, 16, 16)).shape == (1, 40, 4, 4)
     with pytest.raises(ValueError, match="Input depth 5 differs"):
         stem(torch.randn(1, 2, 5, 16, 16))
