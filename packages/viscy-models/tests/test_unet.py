@@ -164,8 +164,10 @@ def test_unet3d_shapes_bf16():
     assert out.shape == (2, 2, 8, 16, 16)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.isfinite(model.eval()(torch.randn(1, 1, 8, 16, 16)).float()).all()
-    with pytest.raises(ValueError, match="multiple of 2\\*\\*depth=4"):
-        Unet3d(depth=2, in_stack_depth=6)
+    # 0.1.0 builds any in_stack_depth and checks the input's Z, Y, X in forward
+    model = Unet3d(depth=2, in_stack_depth=6)
+    with pytest.raises(ValueError, match="D=6 must be divisible by 4"):
+        model(torch.randn(1, 1, 6, 16, 16))
 
 
 @pytest.mark.parametrize(

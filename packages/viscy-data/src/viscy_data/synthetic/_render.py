@@ -140,6 +140,27 @@ def _relocalized_reporter(cell: CellWindow) -> np.ndarray:
     return (60.0 * cell.body + total * profile).astype(np.float32)
 
 
+def _nucleus_profile(cell: CellWindow) -> np.ndarray:
+    """Flat-topped nucleus in the cell's centre, about half the cell's radius."""
+    rn2 = cell.r2 * np.float32(1.0 / 0.3)
+    return np.exp(-(rn2 * rn2))
+
+
+def _labelfree_nucleus_cell(cell: CellWindow) -> np.ndarray:
+    # the optically denser-looking body with a darker nucleus: the nucleus is visible, so a
+    # network can learn it, but the image is not the nucleus channel
+    return 1500.0 * cell.body - 900.0 * _nucleus_profile(cell)
+
+
+def _nucleus_cell(cell: CellWindow) -> np.ndarray:
+    return 1200.0 * _nucleus_profile(cell)
+
+
+def _membrane_cell(cell: CellWindow) -> np.ndarray:
+    ring = (cell.r2 - np.float32(1.0)) * np.float32(1.0 / 0.3)
+    return 1000.0 * np.exp(-(ring * ring))  # a thin bright outline of the body
+
+
 #: Every channel kind, by name. A channel takes the first kind whose keywords its name
 #: contains; names that match none are :data:`DEFAULT_KIND`.
 CHANNEL_KINDS: dict[str, ChannelKind] = {
@@ -156,6 +177,21 @@ CHANNEL_KINDS: dict[str, ChannelKind] = {
         cell_signal=_fluorescence_cell,
     ),
 }
+# Virtual staining kinds (chosen explicitly with write_synthetic_plate(channel_kinds=...),
+# never from a channel name): a label-free image showing nuclei, and nucleus and membrane
+# fluorescence targets rendered from the same cells.
+CHANNEL_KINDS["labelfree_nucleus"] = ChannelKind(
+    name="labelfree_nucleus",
+    keywords=(),
+    fill_floor=_labelfree_floor,
+    cell_signal=_labelfree_nucleus_cell,
+)
+CHANNEL_KINDS["nucleus"] = ChannelKind(
+    name="nucleus", keywords=(), fill_floor=_fluorescence_floor, cell_signal=_nucleus_cell
+)
+CHANNEL_KINDS["membrane"] = ChannelKind(
+    name="membrane", keywords=(), fill_floor=_fluorescence_floor, cell_signal=_membrane_cell
+)
 DEFAULT_KIND = "fluorescence"
 
 

@@ -16,13 +16,15 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from viscy_data.statistics import intensity_statistics
 from viscy_data.synthetic._render import (
+    CHANNEL_KINDS,
     PHENOTYPES,
     background_field,
-    channel_kinds,
     render_timepoint,
     to_dtype,
 )
+from viscy_data.synthetic._render import channel_kinds as kinds_from_names
 from viscy_data.synthetic._simulate import (
     CONDITIONS,
     TRACKS_COLUMNS,
@@ -30,7 +32,6 @@ from viscy_data.synthetic._simulate import (
     infection_onsets,
     simulate_tracks,
 )
-from viscy_data.synthetic._statistics import compute_statistics
 
 
 @dataclass
@@ -144,7 +145,7 @@ def _write_fov(
         if normalization:
             for c, name in enumerate(channel_names):
                 sample = frame[c, :, ::stats_step, ::stats_step]
-                tp_stats[name][str(t)] = compute_statistics(sample)
+                tp_stats[name][str(t)] = intensity_statistics(sample)
                 samples[name].append(sample)
         if bar is not None:
             bar.update()
@@ -156,7 +157,7 @@ def _write_fov(
             fov_sample = np.stack(samples[name])
             dataset_sample[name] = fov_sample[:, :, ::2, ::2]
             levels[name] = {
-                "fov_statistics": compute_statistics(fov_sample),
+                "fov_statistics": intensity_statistics(fov_sample),
                 "timepoint_statistics": tp_stats[name],
             }
     cells = tracks[TRACKS_COLUMNS].copy()
@@ -188,6 +189,7 @@ def write_synthetic_plate(
     infection_onset: int | None = None,
     progress: bool = False,
     phenotype: str = "reporter",
+    channel_kinds: Sequence[str] | None = None,
 ) -> SyntheticPlate:
     """Write a synthetic HCS OME-Zarr plate of tracked cells.
 
@@ -238,6 +240,11 @@ def write_synthetic_plate(
         a bright reporter appears and cells elongate, so mean brightness tells infection.
         ``"relocalization"``: a reporter every cell expresses at its own level moves from the
         cytoplasm to the nucleus at matched total intensity, with a subtle shape change.
+    channel_kinds : sequence of str, optional
+        Kind of each channel (keys of ``CHANNEL_KINDS`` in ``viscy_data.synthetic._render``),
+        overriding the kind chosen from its name. For virtual staining use
+        ``("labelfree_nucleus", "nucleus", "membrane")``: a label-free image in which nuclei
+        look darker, and nucleus and membrane fluorescence of the same cells.
 
     Returns
     -------
@@ -273,7 +280,17 @@ def write_synthetic_plate(
 
     from iohub.ngff import open_ome_zarr
 
-    kinds = channel_kinds(channel_names)
+    if channel_kinds is None:
+        kinds = kinds_from_names(channel_names)
+    else:
+        kinds = list(channel_kinds)
+        if len(kinds) != n_c:
+            raise ValueError(f"{len(kinds)} channel kinds given for {n_c} channels.")
+        unknown = [k for k in kinds if k not in CHANNEL_KINDS]
+        if unknown:
+            raise ValueError(
+                f"Unknown channel kind(s) {unknown}; use one of {sorted(CHANNEL_KINDS)}."
+            )
     tmp_plate = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp_tracks = (
         tracks_root.with_name(f".{tracks_root.name}.tmp-{os.getpid()}") if tracks_root else None
@@ -342,7 +359,7 @@ def write_synthetic_plate(
 
             if normalization:
                 dataset_stats = {
-                    name: compute_statistics(
+                    name: intensity_statistics(
                         np.concatenate([r.dataset_sample[name].ravel() for r in results])
                     )
                     for name in channel_names

@@ -75,7 +75,9 @@ class PixelToVoxelHead(nn.Module):
     Parameters
     ----------
     in_channels : int
-        Must equal ``voxel_head_channels(out_channels, out_stack_depth, expansion_ratio)``.
+        A multiple of ``(out_stack_depth + 2) * 4``; each of the ``out_stack_depth + 2``
+        slices gets ``in_channels / ((out_stack_depth + 2) * 4)`` channels. Decoders hand
+        ``voxel_head_channels(out_channels, out_stack_depth, expansion_ratio)``.
     out_channels : int
         Output channels.
     out_stack_depth : int
@@ -95,15 +97,16 @@ class PixelToVoxelHead(nn.Module):
         pool: bool,
     ) -> None:
         super().__init__()
-        expected = voxel_head_channels(out_channels, out_stack_depth, expansion_ratio)
-        if in_channels != expected:
+        slices = (out_stack_depth + 2) * 4
+        if in_channels % slices:
             raise ValueError(
-                f"PixelToVoxelHead got {in_channels} input channels; it needs "
-                f"out_channels * expansion_ratio * (out_stack_depth + 2) * 4 = {expected}."
+                f"PixelToVoxelHead got {in_channels} input channels; it needs a multiple of "
+                f"(out_stack_depth + 2) * 4 = {slices} (usually "
+                f"voxel_head_channels(out_channels, out_stack_depth, expansion_ratio))."
             )
         self.upsample = PixelShuffleUpsample(2, pool=pool)
         self.out_stack_depth = out_stack_depth
-        conv_in = out_channels * expansion_ratio
+        conv_in = in_channels // slices
         mid_channels = out_channels * expansion_ratio * 4
         self.conv = nn.Sequential(
             Conv3dPReLU(conv_in, mid_channels, kernel_size=3, padding=(0, 1, 1)),

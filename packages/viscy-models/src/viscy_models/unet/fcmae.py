@@ -249,7 +249,8 @@ class FullyConvolutionalMAE(nn.Module):
             in_stack_depth=in_stack_depth,
         )
         if head_conv:
-            head_in = voxel_head_channels(out_channels, in_stack_depth, head_conv_expansion_ratio)
+            # 0.1.0 layout: the decoder's width does not scale with out_channels here
+            head_in = voxel_head_channels(1, in_stack_depth, head_conv_expansion_ratio)
         else:
             head_in = out_channels * in_stack_depth * 16
         self.decoder = UnetDecoder(
