@@ -39,6 +39,7 @@ class VisCyTrainer(Trainer):
         datamodule: LightningDataModule | None = None,
         verify: bool = False,
         atol: float = 1e-4,
+        dynamo: bool = True,
     ) -> Path:
         """Export a model (optionally from a checkpoint) to ONNX.
 
@@ -67,6 +68,9 @@ class VisCyTrainer(Trainer):
             differs from the model's output by more than ``atol``.
         atol : float
             Tolerance of ``verify``.
+        dynamo : bool
+            Use the ``torch.export``-based exporter (else the TorchScript one, which some
+            models with shape-dependent branches need).
 
         Returns
         -------
@@ -88,7 +92,12 @@ class VisCyTrainer(Trainer):
                 "(e.g. --input_shape [1,1,5,256,256])"
             )
         path = export_onnx(
-            model.cpu(), export_path, example, opset_version=opset_version, overwrite=overwrite
+            model.cpu(),
+            export_path,
+            example,
+            opset_version=opset_version,
+            overwrite=overwrite,
+            dynamo=dynamo,
         )
         if verify:
             diff = verify_onnx(model, path, example, atol=atol)
