@@ -28,7 +28,8 @@ COMMANDS: dict[str, LazyCommand] = {
         _VISCY,
         "Export a model to ONNX, checked against torch with onnxruntime "
         "(-c fit.yml --ckpt_path ... --export_path model.onnx).",
-        ("export", "--verify", "true"),
+        # the TorchScript exporter: the networks' input-shape checks stop torch.export
+        ("export", "--verify", "true", "--dynamo", "false"),
     ),
     "demo": LazyCommand(
         "cytoland.demo:main",

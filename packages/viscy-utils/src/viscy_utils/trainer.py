@@ -39,6 +39,7 @@ class VisCyTrainer(Trainer):
         datamodule: LightningDataModule | None = None,
         verify: bool = False,
         atol: float = 1e-4,
+        dynamo: bool = True,
     ) -> Path:
         """Export a model (optionally from a checkpoint) to ONNX.
 
@@ -68,6 +69,9 @@ class VisCyTrainer(Trainer):
             differs from the model's output by more than ``atol``.
         atol : float
             Tolerance of ``verify``.
+        dynamo : bool
+            Use the ``torch.export``-based exporter (else the TorchScript one, which some
+            models with shape-dependent branches need).
 
         Returns
         -------
@@ -95,6 +99,7 @@ class VisCyTrainer(Trainer):
             opset_version=opset_version,
             overwrite=overwrite,
             output_names=getattr(model, "onnx_output_names", None),
+            dynamo=dynamo,
         )
         if verify:
             diff = verify_onnx(model, path, example, atol=atol)
