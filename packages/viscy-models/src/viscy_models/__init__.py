@@ -15,7 +15,7 @@ _EXPORTS = {
     "Unet2d": "viscy_models.unet.unet2d",
     "Unet25d": "viscy_models.unet.unet25d",
     "Unet3d": "viscy_models.unet.unet3d",
-    "UNet3DBase": "viscy_models.unet.unet3d",
+    "UNet3DBase": "viscy_models.unet.unet3d_base",
     # representation learning
     "ContrastiveEncoder": "viscy_models.contrastive.encoder",
     "ResNet3dEncoder": "viscy_models.contrastive.resnet3d",
@@ -64,7 +64,8 @@ if TYPE_CHECKING:
     from viscy_models.foundation.openphenom import OpenPhenomModel
     from viscy_models.unet.fcmae import FullyConvolutionalMAE
     from viscy_models.unet.unet2d import Unet2d
-    from viscy_models.unet.unet3d import Unet3d, UNet3DBase
+    from viscy_models.unet.unet3d import Unet3d
+    from viscy_models.unet.unet3d_base import UNet3DBase
     from viscy_models.unet.unet25d import Unet25d
     from viscy_models.unet.unext2 import UNeXt2
     from viscy_models.vae.beta_vae_25d import BetaVae25D

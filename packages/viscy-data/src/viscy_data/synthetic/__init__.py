@@ -16,16 +16,24 @@ Use it as a library::
 or as a command: ``python -m viscy_data.synthetic --help``.
 
 The package has one module per step: ``_simulate`` (tracks and phenotypes), ``_render``
-(pixels, one renderer per channel kind), ``_statistics`` (normalization statistics),
-``_write`` (the plate, the tracks CSVs) and ``_cli`` (the command).
+(pixels, one renderer per channel kind), ``_write`` (the plate, the tracks CSVs) and
+``_cli`` (the command). Statistics are :func:`viscy_data.intensity_statistics`.
 """
 
+from viscy_data.statistics import INTENSITY_STATISTICS_KEYS, intensity_statistics
 from viscy_data.synthetic._cli import main
+from viscy_data.synthetic._render import PHENOTYPES
 from viscy_data.synthetic._simulate import TRACKS_COLUMNS, simulate_tracks
-from viscy_data.synthetic._statistics import STATISTICS_KEYS, compute_statistics
 from viscy_data.synthetic._write import SyntheticPlate, write_synthetic_plate
 
+#: Statistics written at every normalization level (those of ``viscy preprocess``).
+STATISTICS_KEYS = INTENSITY_STATISTICS_KEYS
+
+#: Summary statistics of a sample of pixel values: :func:`viscy_data.intensity_statistics`.
+compute_statistics = intensity_statistics
+
 __all__ = [
+    "PHENOTYPES",
     "STATISTICS_KEYS",
     "TRACKS_COLUMNS",
     "SyntheticPlate",

@@ -57,6 +57,13 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cells-per-fov", type=int, default=8)
     parser.add_argument("--foreground-mask", action="store_true")
     parser.add_argument("--no-normalization", action="store_true")
+    parser.add_argument(
+        "--phenotype",
+        choices=["reporter", "relocalization"],
+        default="reporter",
+        help="infection phenotype: a bright reporter (default) or reporter relocalization "
+        "to the nucleus at matched total intensity",
+    )
     return parser
 
 
@@ -86,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tracks_path=args.tracks,
         cells_per_fov=args.cells_per_fov,
         progress=True,
+        phenotype=args.phenotype,
     )
     summary = {
         "path": str(plate.path),

@@ -31,11 +31,54 @@ class CellWindow:
         ``(h, w)`` float32 squared elliptical radius; 1 on the cell's outline.
     infected : bool
         Whether the cell shows the infection phenotype at this timepoint.
+    phenotype : str
+        The plate's infection phenotype (a key of :data:`PHENOTYPES`).
+    reporter_level : float
+        The cell's reporter expression (a lineage keeps it for life); 1 for ``"reporter"``.
     """
 
     body: np.ndarray
     r2: np.ndarray
     infected: bool
+    phenotype: str = "reporter"
+    reporter_level: float = 1.0
+
+
+#: Infection phenotypes. ``"reporter"``: infected cells gain a bright reporter at their
+#: centre and elongate strongly (readable from mean brightness alone). ``"relocalization"``:
+#: every cell expresses the reporter at a level that varies several-fold between lineages;
+#: infection moves most of it from the cytoplasm into the nucleus at the same total
+#: intensity, and changes the shape only slightly (less than cells differ from each other).
+PHENOTYPES = ("reporter", "relocalization")
+
+_NUCLEUS_R2 = 0.12  # nuclear profile exp(-r2 / (2 * this)): sigma ~ 0.35 cell radii
+_RELOCALIZED_FRACTION = 0.85  # of the reporter in the nucleus of an infected cell
+_RELOCALIZATION_ELONGATION = (1.06, 0.95)  # (long, short) axis factors when infected
+_FLICKER_SIGMA = 0.3  # per-frame log-normal jitter of each cell's reporter brightness
+_DEBRIS_PER_CELL = 2.0  # fluorescent debris blobs per cell and frame, placed anew each frame
+
+
+def _add_debris(
+    plane: np.ndarray, n_cells: int, rng: np.random.Generator, scale: float = 1.0
+) -> None:
+    """Bright blobs of random size at random places, new each frame (``"relocalization"``).
+
+    They look like reporter puncta to an encoder that has not learnt which structures follow
+    a cell over time.
+    """
+    depth, height, width = plane.shape
+    n = rng.poisson(_DEBRIS_PER_CELL * max(n_cells, 1))
+    for _ in range(n):
+        cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+        sigma = rng.uniform(1.0, 3.5)
+        peak = scale * rng.lognormal(np.log(900.0), 0.5)
+        half = int(np.ceil(3 * sigma))
+        y0, y1 = max(0, int(cy) - half), min(height, int(cy) + half + 1)
+        x0, x1 = max(0, int(cx) - half), min(width, int(cx) + half + 1)
+        yy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(cy)
+        xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(cx)
+        blob = np.exp(-(yy * yy + xx * xx) / np.float32(2 * sigma * sigma)) * np.float32(peak)
+        plane[:, y0:y1, x0:x1] += blob[None]
 
 
 @dataclass(frozen=True)
@@ -78,10 +121,44 @@ def _fluorescence_floor(plane: np.ndarray, background: np.ndarray) -> None:
 
 
 def _fluorescence_cell(cell: CellWindow) -> np.ndarray:
+    if cell.phenotype == "relocalization":
+        return _relocalized_reporter(cell)
     signal = 150.0 * cell.body
     if cell.infected:  # a bright reporter in the cell's center
         signal = signal + 2500.0 * np.exp(-2.0 * cell.r2)
     return signal
+
+
+def _relocalized_reporter(cell: CellWindow) -> np.ndarray:
+    """Reporter in the cytoplasm, or mostly in the nucleus once infected, at one total."""
+    nucleus = np.exp(-cell.r2 / np.float32(2 * _NUCLEUS_R2))
+    cytoplasm = cell.body * (1.0 - nucleus)
+    fraction = _RELOCALIZED_FRACTION if cell.infected else 0.0
+    total = np.float32(cell.reporter_level * 500.0) * cell.body.sum()
+    profile = (1.0 - fraction) * cytoplasm / max(float(cytoplasm.sum()), 1e-6)
+    profile = profile + fraction * nucleus / max(float(nucleus.sum()), 1e-6)
+    return (60.0 * cell.body + total * profile).astype(np.float32)
+
+
+def _nucleus_profile(cell: CellWindow) -> np.ndarray:
+    """Flat-topped nucleus in the cell's centre, about half the cell's radius."""
+    rn2 = cell.r2 * np.float32(1.0 / 0.3)
+    return np.exp(-(rn2 * rn2))
+
+
+def _labelfree_nucleus_cell(cell: CellWindow) -> np.ndarray:
+    # the optically denser-looking body with a darker nucleus: the nucleus is visible, so a
+    # network can learn it, but the image is not the nucleus channel
+    return 1500.0 * cell.body - 900.0 * _nucleus_profile(cell)
+
+
+def _nucleus_cell(cell: CellWindow) -> np.ndarray:
+    return 1200.0 * _nucleus_profile(cell)
+
+
+def _membrane_cell(cell: CellWindow) -> np.ndarray:
+    ring = (cell.r2 - np.float32(1.0)) * np.float32(1.0 / 0.3)
+    return 1000.0 * np.exp(-(ring * ring))  # a thin bright outline of the body
 
 
 #: Every channel kind, by name. A channel takes the first kind whose keywords its name
@@ -100,6 +177,21 @@ CHANNEL_KINDS: dict[str, ChannelKind] = {
         cell_signal=_fluorescence_cell,
     ),
 }
+# Virtual staining kinds (chosen explicitly with write_synthetic_plate(channel_kinds=...),
+# never from a channel name): a label-free image showing nuclei, and nucleus and membrane
+# fluorescence targets rendered from the same cells.
+CHANNEL_KINDS["labelfree_nucleus"] = ChannelKind(
+    name="labelfree_nucleus",
+    keywords=(),
+    fill_floor=_labelfree_floor,
+    cell_signal=_labelfree_nucleus_cell,
+)
+CHANNEL_KINDS["nucleus"] = ChannelKind(
+    name="nucleus", keywords=(), fill_floor=_fluorescence_floor, cell_signal=_nucleus_cell
+)
+CHANNEL_KINDS["membrane"] = ChannelKind(
+    name="membrane", keywords=(), fill_floor=_fluorescence_floor, cell_signal=_membrane_cell
+)
 DEFAULT_KIND = "fluorescence"
 
 
@@ -130,6 +222,8 @@ def render_timepoint(
     kinds: Sequence[str],
     background: np.ndarray,
     rng: np.random.Generator,
+    phenotype: str = "reporter",
+    reporter_levels: dict[int, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Render one timepoint as float32 ``(C, Z, Y, X)`` plus a ``(Z, Y, X)`` foreground mask.
 
@@ -149,6 +243,10 @@ def render_timepoint(
         The FOV's ``(Y, X)`` illumination field.
     rng : numpy.random.Generator
         Source of the noise.
+    phenotype : str
+        Infection phenotype, one of :data:`PHENOTYPES`.
+    reporter_levels : dict, optional
+        Track id to reporter expression (``"relocalization"``; 1 when missing).
     """
     n_channels, depth, height, width = shape_czyx
     renderers = [CHANNEL_KINDS[kind] for kind in kinds]
@@ -160,8 +258,9 @@ def render_timepoint(
     z_index = np.arange(depth, dtype=np.float32)
     for row in cells.itertuples(index=False):
         infected = 0 <= onsets[row.track_id] <= t
-        a = row.radius * (1.6 if infected else 1.0)  # infected cells elongate
-        b = row.radius * (0.75 if infected else 1.0)
+        long, short = (1.6, 0.75) if phenotype == "reporter" else _RELOCALIZATION_ELONGATION
+        a = row.radius * (long if infected else 1.0)  # infected cells elongate
+        b = row.radius * (short if infected else 1.0)
         half = int(np.ceil(2.0 * a))
         cy, cx = row.y, row.x
         y0, y1 = max(0, int(cy) - half), min(height, int(cy) + half + 1)
@@ -172,13 +271,20 @@ def render_timepoint(
         u = (yy * cos + xx * sin) / np.float32(a)
         v = (-yy * sin + xx * cos) / np.float32(b)
         r2 = u * u + v * v
-        cell = CellWindow(body=np.exp(-(r2 * r2)), r2=r2, infected=infected)
+        level = 1.0 if reporter_levels is None else reporter_levels.get(row.track_id, 1.0)
+        if phenotype == "relocalization":
+            level *= float(rng.lognormal(0.0, _FLICKER_SIGMA))
+        cell = CellWindow(np.exp(-(r2 * r2)), r2, infected, phenotype, level)
         # each cell is sharp at its own focal slice and fainter away from it
         focus = np.exp(-((z_index - np.float32(row.z)) ** 2) / np.float32(2 * Z_SIGMA**2))
         weight = (0.35 + 0.65 * focus)[:, None, None]
         for c, renderer in enumerate(renderers):
             image[c, :, y0:y1, x0:x1] += weight * renderer.cell_signal(cell)
         mask[:, y0:y1, x0:x1] |= (r2 <= 1.0)[None] & (focus > 0.1)[:, None, None]
+    if phenotype == "relocalization":
+        for c, renderer in enumerate(renderers):
+            if renderer.name == "fluorescence":
+                _add_debris(image[c], len(cells), rng)
     return image, mask
 
 

@@ -16,7 +16,15 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from viscy_data.synthetic._render import background_field, channel_kinds, render_timepoint, to_dtype
+from viscy_data.statistics import intensity_statistics
+from viscy_data.synthetic._render import (
+    CHANNEL_KINDS,
+    PHENOTYPES,
+    background_field,
+    render_timepoint,
+    to_dtype,
+)
+from viscy_data.synthetic._render import channel_kinds as kinds_from_names
 from viscy_data.synthetic._simulate import (
     CONDITIONS,
     TRACKS_COLUMNS,
@@ -24,7 +32,6 @@ from viscy_data.synthetic._simulate import (
     infection_onsets,
     simulate_tracks,
 )
-from viscy_data.synthetic._statistics import compute_statistics
 
 
 @dataclass
@@ -100,6 +107,7 @@ def _write_fov(
     onset: int,
     normalization: bool,
     bar: object | None,
+    phenotype: str = "reporter",
 ) -> _FovResult:
     """Simulate, render and write one FOV; return its cells and statistics."""
     n_t, n_c, n_z, n_y, n_x = shape
@@ -107,6 +115,12 @@ def _write_fov(
     tracks = simulate_tracks(rng, cells_per_fov, n_t, (n_y, n_x), n_z)
     onsets = infection_onsets(rng, tracks, job.condition == "infected", onset)
     background = background_field(rng, n_y, n_x)
+    levels_by_track = None
+    if phenotype != "reporter":  # own stream: the default plate's bytes do not change
+        extra = np.random.default_rng([*job.seed, 1])
+        lineage = tracks.groupby("track_id")["lineage"].first()
+        by_lineage = {int(k): float(extra.lognormal(0.0, 0.5)) for k in np.unique(lineage)}
+        levels_by_track = {int(tid): by_lineage[int(lin)] for tid, lin in lineage.items()}
 
     stats_step = max(1, min(n_y, n_x) // 128)
     tp_stats: dict[str, dict[str, dict]] = {name: {} for name in channel_names}
@@ -114,7 +128,15 @@ def _write_fov(
     by_t = dict(tuple(tracks.groupby("t")))
     for t in range(n_t):
         frame, mask = render_timepoint(
-            by_t.get(t, tracks.iloc[:0]), onsets, t, (n_c, n_z, n_y, n_x), kinds, background, rng
+            by_t.get(t, tracks.iloc[:0]),
+            onsets,
+            t,
+            (n_c, n_z, n_y, n_x),
+            kinds,
+            background,
+            rng,
+            phenotype=phenotype,
+            reporter_levels=levels_by_track,
         )
         frame = to_dtype(frame, dtype)
         job.image[t] = frame
@@ -123,7 +145,7 @@ def _write_fov(
         if normalization:
             for c, name in enumerate(channel_names):
                 sample = frame[c, :, ::stats_step, ::stats_step]
-                tp_stats[name][str(t)] = compute_statistics(sample)
+                tp_stats[name][str(t)] = intensity_statistics(sample)
                 samples[name].append(sample)
         if bar is not None:
             bar.update()
@@ -135,7 +157,7 @@ def _write_fov(
             fov_sample = np.stack(samples[name])
             dataset_sample[name] = fov_sample[:, :, ::2, ::2]
             levels[name] = {
-                "fov_statistics": compute_statistics(fov_sample),
+                "fov_statistics": intensity_statistics(fov_sample),
                 "timepoint_statistics": tp_stats[name],
             }
     cells = tracks[TRACKS_COLUMNS].copy()
@@ -166,6 +188,8 @@ def write_synthetic_plate(
     well_conditions: dict[str, str] | None = None,
     infection_onset: int | None = None,
     progress: bool = False,
+    phenotype: str = "reporter",
+    channel_kinds: Sequence[str] | None = None,
 ) -> SyntheticPlate:
     """Write a synthetic HCS OME-Zarr plate of tracked cells.
 
@@ -210,6 +234,17 @@ def write_synthetic_plate(
         each cell's onset is jittered by up to one frame.
     progress : bool
         Show a progress bar.
+    phenotype : {"reporter", "relocalization"}
+        What infection looks like in fluorescence channels (see
+        :data:`viscy_data.synthetic.PHENOTYPES`). ``"reporter"`` (default, unchanged plates):
+        a bright reporter appears and cells elongate, so mean brightness tells infection.
+        ``"relocalization"``: a reporter every cell expresses at its own level moves from the
+        cytoplasm to the nucleus at matched total intensity, with a subtle shape change.
+    channel_kinds : sequence of str, optional
+        Kind of each channel (keys of ``CHANNEL_KINDS`` in ``viscy_data.synthetic._render``),
+        overriding the kind chosen from its name. For virtual staining use
+        ``("labelfree_nucleus", "nucleus", "membrane")``: a label-free image in which nuclei
+        look darker, and nucleus and membrane fluorescence of the same cells.
 
     Returns
     -------
@@ -237,13 +272,25 @@ def write_synthetic_plate(
     if bad:
         raise ValueError(f"Unknown conditions {bad}; use one of {CONDITIONS}.")
     onset = n_t // 3 if infection_onset is None else int(infection_onset)
+    if phenotype not in PHENOTYPES:
+        raise ValueError(f"phenotype must be one of {PHENOTYPES}, got {phenotype!r}")
     tracks_root = Path(tracks_path) if tracks_path is not None else None
     if tracks_root is not None and tracks_root.exists():
         raise FileExistsError(f"Refusing to overwrite existing tracks directory: {tracks_root}")
 
     from iohub.ngff import open_ome_zarr
 
-    kinds = channel_kinds(channel_names)
+    if channel_kinds is None:
+        kinds = kinds_from_names(channel_names)
+    else:
+        kinds = list(channel_kinds)
+        if len(kinds) != n_c:
+            raise ValueError(f"{len(kinds)} channel kinds given for {n_c} channels.")
+        unknown = [k for k in kinds if k not in CHANNEL_KINDS]
+        if unknown:
+            raise ValueError(
+                f"Unknown channel kind(s) {unknown}; use one of {sorted(CHANNEL_KINDS)}."
+            )
     tmp_plate = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp_tracks = (
         tracks_root.with_name(f".{tracks_root.name}.tmp-{os.getpid()}") if tracks_root else None
@@ -305,13 +352,14 @@ def write_synthetic_plate(
                 onset=onset,
                 normalization=normalization,
                 bar=bar,
+                phenotype=phenotype,
             )
             with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
                 results = list(pool.map(render, jobs))
 
             if normalization:
                 dataset_stats = {
-                    name: compute_statistics(
+                    name: intensity_statistics(
                         np.concatenate([r.dataset_sample[name].ravel() for r in results])
                     )
                     for name in channel_names

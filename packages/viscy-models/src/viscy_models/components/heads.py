@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "UnsqueezeHead",
     "MLP",
     "Conv3dPReLU",
     "CosineClassifier",
@@ -75,7 +76,9 @@ class PixelToVoxelHead(nn.Module):
     Parameters
     ----------
     in_channels : int
-        Must equal ``voxel_head_channels(out_channels, out_stack_depth, expansion_ratio)``.
+        A multiple of ``(out_stack_depth + 2) * 4``; each of the ``out_stack_depth + 2``
+        slices gets ``in_channels / ((out_stack_depth + 2) * 4)`` channels. Decoders hand
+        ``voxel_head_channels(out_channels, out_stack_depth, expansion_ratio)``.
     out_channels : int
         Output channels.
     out_stack_depth : int
@@ -95,15 +98,16 @@ class PixelToVoxelHead(nn.Module):
         pool: bool,
     ) -> None:
         super().__init__()
-        expected = voxel_head_channels(out_channels, out_stack_depth, expansion_ratio)
-        if in_channels != expected:
+        slices = (out_stack_depth + 2) * 4
+        if in_channels % slices:
             raise ValueError(
-                f"PixelToVoxelHead got {in_channels} input channels; it needs "
-                f"out_channels * expansion_ratio * (out_stack_depth + 2) * 4 = {expected}."
+                f"PixelToVoxelHead got {in_channels} input channels; it needs a multiple of "
+                f"(out_stack_depth + 2) * 4 = {slices} (usually "
+                f"voxel_head_channels(out_channels, out_stack_depth, expansion_ratio))."
             )
         self.upsample = PixelShuffleUpsample(2, pool=pool)
         self.out_stack_depth = out_stack_depth
-        conv_in = out_channels * expansion_ratio
+        conv_in = in_channels // slices
         mid_channels = out_channels * expansion_ratio * 4
         self.conv = nn.Sequential(
             Conv3dPReLU(conv_in, mid_channels, kernel_size=3, padding=(0, 1, 1)),
@@ -121,6 +125,13 @@ class PixelToVoxelHead(nn.Module):
         x = x.transpose(1, 2).reshape(b * d, c, h, w)
         x = self.out(x)
         return x.reshape(b, d, c // 4, h * 2, w * 2).transpose(1, 2)
+
+
+class UnsqueezeHead(nn.Module):
+    """Add a depth axis of size 1: ``(B, C, Y, X) -> (B, C, 1, Y, X)``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.unsqueeze(2)
 
 
 class PixelToVoxelShuffleHead(nn.Module):

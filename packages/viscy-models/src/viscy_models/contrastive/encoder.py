@@ -90,8 +90,8 @@ class ContrastiveEncoder(nn.Module):
             in_channels,
             in_stack_depth,
             stem_channels,
-            kernel_size=stem_kernel_size,
-            stride=stem_stride,
+            stem_kernel_size=stem_kernel_size,
+            stem_stride=stem_stride,
             backbone_name=backbone,
         )
         self.encoder = encoder

@@ -33,17 +33,23 @@ class VaeEncoder(nn.Module):
         drop_path_rate: float,
     ) -> None:
         super().__init__()
-        encoder = create_timm_model(
-            backbone, pretrained=False, num_classes=0, drop_path_rate=drop_path_rate
-        )
-        reduction = encoder.feature_info[-1]["reduction"]
         if backbone.startswith("resnet"):
+            encoder = create_timm_model(
+                backbone, pretrained=False, num_classes=0, drop_path_rate=drop_path_rate
+            )
+            reduction = encoder.feature_info[-1]["reduction"]
             first = encoder.conv1
             encoder.conv1 = nn.Identity()
+            self._features_only = False
         elif backbone.startswith("convnext"):
-            first = encoder.stem[0]
-            encoder.stem[0] = nn.Identity()
-            encoder.head = nn.Identity()  # the flattened feature map is used, not a pooled head
+            # a timm feature extractor (module names stem_1, stages_0, ...), as in 0.1.0
+            encoder = create_timm_model(
+                backbone, pretrained=False, features_only=True, drop_path_rate=drop_path_rate
+            )
+            reduction = encoder.feature_info.reduction()[-1]
+            first = encoder.stem_0
+            encoder.stem_0 = nn.Identity()
+            self._features_only = True
         else:
             raise ValueError(f"backbone must be 'resnet50' or 'convnext_tiny', got {backbone!r}.")
         if stem_stride[1] != stem_stride[2]:
@@ -56,13 +62,15 @@ class VaeEncoder(nn.Module):
                 f"{self.total_stride} ({backbone} with stem stride {stem_stride[-1]})."
             )
         self.feature_size = (size[0] // self.total_stride, size[1] // self.total_stride)
-        self.feature_channels = encoder.num_features
+        self.feature_channels = (
+            encoder.feature_info.channels()[-1] if self._features_only else encoder.num_features
+        )
         self.stem = StemDepthtoChannels(
             in_channels,
             in_stack_depth,
             first.out_channels,
-            kernel_size=stem_kernel_size,
-            stride=stem_stride,
+            stem_kernel_size=stem_kernel_size,
+            stem_stride=stem_stride,
             backbone_name=backbone,
         )
         self.encoder = encoder
@@ -72,7 +80,9 @@ class VaeEncoder(nn.Module):
         self.fc_logvar = nn.Linear(latent_dim, latent_dim)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        x = self.encoder.forward_features(self.stem(x)).flatten(1)
+        x = self.stem(x)
+        x = self.encoder(x)[-1] if self._features_only else self.encoder.forward_features(x)
+        x = x.flatten(1)
         x = self.fc(x)
         return self.fc_mu(x), self.fc_logvar(x)
 
@@ -165,8 +175,8 @@ class BetaVae25D(nn.Module):
     upsample_pre_conv : "default" | Callable | None
         Convolution before pixel shuffle (None: parameter-free).
 
-    ``forward`` returns ``SimpleNamespace(recon_x, mean, logvar, z)``; ``z`` is sampled in
-    training mode and equals ``mean`` in eval mode.
+    ``forward`` returns ``SimpleNamespace(recon_x, mean, logvar, z)``; ``z`` is sampled
+    (``mean + eps * exp(logvar / 2)``) in training and eval mode alike, as in 0.1.0.
     """
 
     def __init__(
@@ -230,8 +240,6 @@ class BetaVae25D(nn.Module):
                 f"got Y/X {tuple(x.shape[-2:])}."
             )
         mean, logvar = self.encoder(x)
-        if self.training:
-            z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
-        else:
-            z = mean
+        # 0.1.0 samples in eval mode too (seed torch for reproducible reconstructions)
+        z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
         return SimpleNamespace(recon_x=self.decoder(z), mean=mean, logvar=logvar, z=z)
