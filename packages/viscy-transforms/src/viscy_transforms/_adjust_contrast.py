@@ -97,7 +97,23 @@ class BatchedRandAdjustContrast(BatchedRandomizableMixin, RandomizableTransform)
 
 
 class BatchedRandAdjustContrastd(BatchedRandDictMixin, MapTransform, RandomizableTransform):
-    """Dictionary version of :class:`BatchedRandAdjustContrast` (keys share the gammas)."""
+    """Dictionary version of :class:`BatchedRandAdjustContrast` (keys share the gammas).
+
+    Parameters
+    ----------
+    keys : str or Iterable[str]
+        Keys of the batch dict to transform.
+    gamma : tuple[float, float] or float
+        Range of gamma, default ``(0.5, 4.5)``; a number ``g`` applies that fixed gamma.
+    prob : float
+        Probability, per sample, of applying the adjustment, default 0.1.
+    invert_image : bool
+        Default False; if True, negate before and after the adjustment (acts on the dark end).
+    retain_stats : bool
+        Default False; if True, restore each sample's mean and standard deviation afterwards.
+    allow_missing_keys : bool
+        Default False; if True, keys absent from the batch are skipped instead of raising.
+    """
 
     def __init__(
         self,
