@@ -57,6 +57,8 @@ class ContrastiveEncoder(nn.Module):
     pretrained : bool
         Load ImageNet weights (needs network access or a filled cache).
 
+    Notes
+    -----
     ``forward(x)`` maps ``(B, C, Z, Y, X)`` to ``(features (B, embedding_dim),
     projections (B, projection_dim))``.
     """

@@ -40,6 +40,8 @@ class Unet2d(nn.Module):
     task : {"seg", "reg"}
         "seg": the terminal convolution is followed by a ReLU; "reg": linear output.
 
+    Notes
+    -----
     Input ``(B, C, Y, X)`` or ``(B, C, 1, Y, X)``; the output has the same layout.
     """
 

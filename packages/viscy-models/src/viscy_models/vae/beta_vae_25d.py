@@ -175,6 +175,8 @@ class BetaVae25D(nn.Module):
     upsample_pre_conv : "default" | Callable | None
         Convolution before pixel shuffle (None: parameter-free).
 
+    Notes
+    -----
     ``forward`` returns ``SimpleNamespace(recon_x, mean, logvar, z)``; ``z`` is sampled
     (``mean + eps * exp(logvar / 2)``) in training and eval mode alike, as in 0.1.0.
     """
