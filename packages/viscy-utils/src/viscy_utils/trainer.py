@@ -15,10 +15,16 @@ from viscy_utils.export import export_onnx, verify_onnx
 class VisCyTrainer(Trainer):
     """``lightning.pytorch.Trainer`` with VisCy defaults and an ``export`` method.
 
-    Parameters are those of ``Trainer``. When ``logger`` is left unset (or
-    True) a ``TensorBoardLogger`` writing under ``default_root_dir`` is used;
-    for Weights & Biases set ``logger`` to a ``WandbLogger`` explicitly (it
-    needs ``pip install wandb``).
+    Parameters
+    ----------
+    *args : Any
+        Positional parameters of ``Trainer``.
+    logger : Logger or bool or None
+        Left unset (None) or True: a ``TensorBoardLogger`` writing under
+        ``default_root_dir`` (the working directory if that is unset). False: no logger.
+        For Weights & Biases pass a ``WandbLogger`` (it needs ``pip install wandb``).
+    **kwargs : Any
+        Keyword parameters of ``Trainer``.
     """
 
     def __init__(self, *args: Any, logger: Logger | bool | None = None, **kwargs: Any) -> None:
