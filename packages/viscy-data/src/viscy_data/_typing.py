@@ -58,7 +58,7 @@ NormMeta = dict[str, ChannelNormStats]
 class HCSStackIndex(NamedTuple):
     """Where a sample came from: FOV name, timepoint and first Z slice of the window.
 
-    Parameters
+    Attributes
     ----------
     image : str
         FOV name in the plate, e.g. ``"A/1/0"``.
