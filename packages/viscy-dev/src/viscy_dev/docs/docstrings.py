@@ -12,14 +12,13 @@ import re
 
 from viscy_dev.docs.api_pages import installed_packages
 
-_SECTION = re.compile(r"^(\s*)Parameters\s*\n\s*-{3,}\s*\n", re.MULTILINE)
 _HEADER = re.compile(r"^\s*[A-Z][A-Za-z ]+\s*\n\s*-{3,}\s*$", re.MULTILINE)
 
 
-def documented_parameters(doc: str) -> set[str]:
-    """Names listed in the ``Parameters`` section of a numpy-style docstring."""
+def documented_parameters(doc: str, section: str = "Parameters") -> set[str]:
+    """Names listed in the ``section`` section (``Parameters``) of a numpy-style docstring."""
     doc = inspect.cleandoc(doc)
-    match = _SECTION.search(doc)
+    match = re.search(rf"^(\s*){section}\s*\n\s*-{{3,}}\s*\n", doc, re.MULTILINE)
     if match is None:
         return set()
     body = doc[match.end() :]
@@ -71,6 +70,10 @@ def problems(package: str) -> list[str]:
             documented = documented_parameters(doc)
             if init is not None and init.__doc__:
                 documented |= documented_parameters(init.__doc__)
+            if _is_namedtuple(obj):
+                # NamedTuple fields are attributes in numpy style; griffe sees no __init__
+                # and warns about a Parameters section.
+                documented |= documented_parameters(doc, "Attributes")
         else:
             params = _parameters(obj)
             documented = documented_parameters(doc)
@@ -78,6 +81,10 @@ def problems(package: str) -> list[str]:
         if missing:
             found.append(f"{where}: parameters not documented: {', '.join(missing)}")
     return found
+
+
+def _is_namedtuple(cls) -> bool:
+    return issubclass(cls, tuple) and hasattr(cls, "_fields")
 
 
 def _is_typeddict(cls) -> bool:
