@@ -14,7 +14,9 @@ plus ``keys_equal``, ``shapes_equal``, ``max_abs_diff`` and ``note`` where they 
 To add a section (e.g. data modules), drop a new file in ``sections/``.
 
 Set ``COMPAT_ORACLE_CACHE=DIR`` to keep each section's oracle results there and reuse them
-(delete the file after changing a section's CASES). Writes ``report.md`` and ``report.json`` (default: beside this file) and prints the summary
+(delete the file after changing a section's CASES).
+
+Writes ``report.md`` and ``report.json`` (default: beside this file) and prints the summary
 line; exits 1 if any row is ``DIFF``.
 """
 
