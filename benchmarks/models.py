@@ -6,7 +6,7 @@ step, then ``--repeats`` timed steps; the median is reported. Because CPU speed 
 between machines and with load, each time is also given as a ratio to a reference
 measured in the same run: forward + backward of a 1024x1024 fp32 matmul.
 
-    uv run python benchmarks/models.py [--repeats 1] [--threads 1] [--only UNeXt2 ...]
+    uv run python -m benchmarks.models [--repeats 1] [--threads 1] [--only UNeXt2 ...]
 
 Single-threaded by default: per-sample cost, comparable between runs on a shared machine.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from collections.abc import Callable
 import torch
 
 import viscy_models as vm
+from benchmarks.common import machine
 
 # name -> (constructor, input shape (B, C, Z, Y, X) or (B, C, Y, X), forward kwargs)
 CASES: dict[str, tuple[Callable[[], torch.nn.Module], tuple[int, ...], dict]] = {
@@ -153,7 +153,7 @@ def main() -> None:
                 "benchmark": "viscy-models forward+backward per sample, CPU, fp32, train mode",
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
-                "machine": platform.machine(),
+                "machine": machine(),
                 "reference": "fwd+bwd of a 1024x1024 fp32 matmul",
                 "reference_ms": round(1000 * ref, 1),
                 "repeats": args.repeats,

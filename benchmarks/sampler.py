@@ -7,20 +7,21 @@
   (experiment-aware, condition-balanced, temporal enrichment, leaky, 2 ranks) over
   10,000,000 anchors, batches of 256. Target: 1,000 batches per second.
 
-Usage: ``uv run python benchmarks/sampler.py [--cells 1000000] [--anchors 10000000]``
+Usage: ``uv run python -m benchmarks.sampler [--cells 1000000] [--anchors 10000000]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from benchmarks.common import machine
 
 
 def _fov_tracks(rng: np.random.Generator, parents: int, frames: int) -> pd.DataFrame:
@@ -49,7 +50,8 @@ def _fov_tracks(rng: np.random.Generator, parents: int, frames: int) -> pd.DataF
 
 def bench_index(n_cells: int, workdir: Path) -> dict:
     from dynaclr.experiment import ExperimentConfig, ExperimentRegistry
-    from dynaclr.index import MultiExperimentIndex, read_fov_tracks
+    from dynaclr.index import MultiExperimentIndex
+    from viscy_data import find_tracks_csv
 
     rng = np.random.default_rng(0)
     frames, fovs_per_exp = 100, 50
@@ -80,7 +82,7 @@ def bench_index(n_cells: int, workdir: Path) -> dict:
     tables = []
     for exp, names in zip(exps, fov_names, strict=True):
         for fov in names:
-            df = read_fov_tracks(exp.tracks_path, fov)
+            df = pd.read_csv(find_tracks_csv(exp.tracks_path, fov))
             df["experiment"] = exp.name
             df["fov_name"] = fov
             tables.append(df)
@@ -173,7 +175,7 @@ def main() -> None:
         index = bench_index(args.cells, Path(tmp))
     result = {
         "benchmark": "sampler",
-        "machine": platform.machine(),
+        "machine": machine(),
         "index_build": index,
         "sampler": bench_sampler(args.anchors, args.batches),
     }

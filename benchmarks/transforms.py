@@ -4,7 +4,7 @@ Plain script, prints one JSON object. Both chains run in the same process on the
 and input: affine (rotate/shear/scale), flip, gamma contrast, intensity scaling, Gaussian
 smoothing and Gaussian noise, every transform with probability 1 (flip 0.5 per axis).
 
-    uv run python benchmarks/transforms.py [--device cuda] [--repeats 3]
+    uv run python -m benchmarks.transforms [--device cuda] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from monai.transforms import (
     RandScaleIntensityd,
 )
 
+from benchmarks.common import machine
 from viscy_transforms import (
     BatchedRandAdjustContrastd,
     BatchedRandAffined,
@@ -139,6 +140,7 @@ def main() -> None:
                     if device.type == "cuda"
                     else platform.processor() or platform.machine()
                 ),
+                "machine": machine(),
                 "torch_threads": torch.get_num_threads(),
                 "repeats": args.repeats,
                 "batched_s": round(median_batched, 4),

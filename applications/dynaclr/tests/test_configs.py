@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anndata
 import pytest
 import yaml
 
@@ -69,21 +70,9 @@ def test_slurm_script(script):
         assert "--ckpt_path" in text
 
 
-def _require(*modules: str) -> None:
-    for name in modules:
-        module_name, _, attr = name.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as err:
-            pytest.skip(f"{module_name} is not available yet: {err}")
-        if attr and not hasattr(module, attr):
-            pytest.skip(f"{module_name}.{attr} is not available yet")
-
-
 @pytest.fixture(scope="module")
 def demo_layout_dir(tmp_path_factory):
     """A folder with demo_output/plate.zarr and tracks, laid out like `dynaclr demo`'s."""
-    _require("viscy_data.synthetic:write_synthetic_plate")
     from dynaclr.demo import DemoConfig
     from viscy_data.synthetic import write_synthetic_plate
 
@@ -104,15 +93,6 @@ def demo_layout_dir(tmp_path_factory):
 
 
 def test_fit_fast_dev_run_and_predict_from_examples(demo_layout_dir):
-    _require(
-        "viscy_utils.cli:VisCyCLI",
-        "viscy_utils.callbacks.embedding_writer:EmbeddingWriter",
-        "viscy_data.triplet:TripletDataModule",
-        "viscy_models.contrastive.encoder:ContrastiveEncoder",
-        "viscy_models.contrastive.loss:NTXentHCL",
-        "viscy_transforms:NormalizeSampled",
-    )
-    anndata = pytest.importorskip("anndata")
     root, plate = demo_layout_dir
     shutil.copy(EXAMPLES / "configs" / "fit.yml", root / "fit.yml")
     shutil.copy(EXAMPLES / "configs" / "predict.yml", root / "predict.yml")
@@ -143,7 +123,6 @@ def test_fit_fast_dev_run_and_predict_from_examples(demo_layout_dir):
 
 
 def test_inspect_batches_writes_png(demo_layout_dir, monkeypatch):
-    _require("viscy_data.triplet:TripletDataModule", "viscy_transforms:NormalizeSampled")
     from matplotlib import pyplot as plt
 
     from dynaclr.cli import main

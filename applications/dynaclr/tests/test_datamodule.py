@@ -136,7 +136,7 @@ def test_train_val_split_by_experiment(datamodule):
 def test_train_dataloader_uses_flexible_batch_sampler(datamodule):
     from monai.data import ThreadDataLoader
 
-    from viscy_data._patch_ops import identity_collate
+    from viscy_data.loading import identity_collate
 
     loader = datamodule.train_dataloader()
     assert isinstance(loader, ThreadDataLoader)

@@ -169,14 +169,13 @@ def test_mixed_batch_rows_match_single_reads(dataset):
     """Rows read in place (runs per experiment, scattered negatives) equal one-by-one reads."""
     va = dataset.index.valid_anchors
     idx = list(range(0, len(va), max(1, len(va) // 12)))[:12]
-    # the generator state decides positives / negatives: replay it for the reference rows
-    state = dataset._generator().bit_generator.state
+    # the batch's generator decides positives / negatives: replay it for the reference rows
     batch = dataset.__getitems__(idx)
-    dataset._rng.bit_generator.state = state
+    rng = dataset.batch_generator(idx)
     anchors = dataset.index.anchor_rows[np.asarray(idx)]
     anchors = anchors[np.argsort(dataset._row_exp[anchors], kind="stable")]
-    positives, _ = dataset.index.sample_positives(anchors, dataset._rng)
-    negatives = dataset._negatives(anchors, dataset._rng)
+    positives, _ = dataset.index.sample_positives(anchors, rng)
+    negatives = dataset._negatives(anchors, rng)
     assert len(set(dataset._row_exp[negatives].tolist())) == 2  # scattered experiments
     for key, rows in (("anchor", anchors), ("positive", positives), ("negative", negatives)):
         expected = torch.cat([dataset._read(np.array([r])) for r in rows])
@@ -213,12 +212,42 @@ def test_batch_arrays_recycled_only_when_released(dataset):
     held = dataset.__getitems__(idx_a)
     assert held["anchor"].data_ptr() != ptr  # still referenced: not handed out again
     del first
-    state = dataset._rng.bit_generator.state
     second = dataset.__getitems__(idx_a)
     ptrs = {second[k].data_ptr() for k in ("anchor", "positive", "negative")}
     assert ptr in ptrs  # released: refilled
-    fresh._rng.bit_generator.state = state
     expected = fresh.__getitems__(idx_a)
     for key in ("anchor", "positive", "negative"):
         assert torch.equal(second[key], expected[key]), key
     assert torch.all(second["anchor"][:, 2] == 0)  # stale exp_b data was cleared
+
+
+def test_batch_draws_seeded_per_batch_and_epoch(dataset):
+    """Draws depend on seed, batch indices and epoch only: no per-process generator state."""
+    import copy
+
+    va = dataset.index.valid_anchors
+    idx = list(range(min(16, len(va))))
+    first = dataset.__getitems__(idx)
+    dataset.__getitems__(idx[::-1])  # another batch in between changes nothing
+    again = dataset.__getitems__(idx)
+    for key in ("positive", "negative"):
+        assert torch.equal(first[key], again[key]), key
+    other = copy.copy(dataset)
+    other.set_epoch(1)
+    later = other.__getitems__(idx)
+    assert not all(torch.equal(first[k], later[k]) for k in ("positive", "negative"))
+
+
+def test_missing_norm_meta_neutral_only_when_asked():
+    from viscy_data import NormStatsTable
+
+    metas = [{"GFP": {"fov_statistics": {"mean": 5.0, "std": 2.0}}}, None]
+    table = NormStatsTable(metas, ["GFP"], 3, ["e:A/1/0", "e:B/1/0"])
+    assert table.gather(np.array([0, 1]), np.array([0, 0])) is None
+    with pytest.raises(ValueError, match="FOV 'e:B/1/0' channel 'GFP'"):
+        table.require(["GFP"])
+    filled = NormStatsTable(metas, ["GFP"], 3, ["e:A/1/0", "e:B/1/0"], fill_missing=True)
+    stats = filled.gather(np.array([0, 1]), np.array([0, 0]))["GFP"]["fov_statistics"]
+    assert stats["mean"].tolist() == [5.0, 0.0]
+    assert stats["std"].tolist() == [2.0, 1.0]
+    filled.require(["GFP"])  # filled: nothing missing to report

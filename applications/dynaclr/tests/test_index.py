@@ -36,9 +36,8 @@ def tables():
     rows += [_row("e30", "A/1/0", 1, t) for t in range(4)]
     rows += [_row("e30", "A/1/0", d, t, parent=1) for d in (2, 3) for t in range(4, 7)]
     rows += [_row("e30", "A/1/0", 4, 0)]
-    # border cells: near the edge (kept, clamped) and outside (dropped)
+    # border cells: near the edge (kept, clamped)
     rows += [_row("e30", "B/1/0", 7, t, y=2.0, x=63.0) for t in range(3)]
-    rows += [_row("e30", "B/1/0", 8, 0, y=70.0)]
     # a well outside the condition wells is ignored
     rows += [_row("e30", "C/1/0", 9, t) for t in range(3)]
     # e15 (15 min frames): track 1 at t=0..9 in B/1/0, same track id as in e30
@@ -96,13 +95,17 @@ def test_lineage_from_parent_track_id(tables):
     assert set(a.loc[a["track_id"] == 4, "lineage_id"]) == {"e30/A/1/0/4"}
 
 
-def test_border_cells_clamped_and_outside_dropped(tables):
+def test_border_cells_clamped_and_outside_rejected(tables):
     df = _index(tables).tracks
     border = df[(df["experiment"] == "e30") & (df["track_id"] == 7)]
     assert len(border) == 3
     assert set(border["y_origin"]) == {0}  # y=2: shifted down to 0
     assert set(border["x_origin"]) == {64 - 16}  # x=63: shifted left to fit
-    assert 8 not in set(df.loc[df["experiment"] == "e30", "track_id"])
+    # a centroid outside the image is bad input (one validator: viscy_data.validate_tracks)
+    tracks, shapes = tables
+    outside = pd.DataFrame([_row("e30", "B/1/0", 8, 0, y=70.0)])
+    with pytest.raises(ValueError, match=r"experiment 'e30' FOV 'B/1/0'.*'y' is outside"):
+        _index((pd.concat([tracks, outside], ignore_index=True), shapes))
     inner = df[(df["experiment"] == "e15")]
     assert set(inner["y_origin"]) == {32 - 8}
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-pytest.importorskip("viscy_models.contrastive.loss", reason="viscy_models losses not merged yet")
-
 
 def test_reexports_are_the_viscy_models_classes():
     import dynaclr

@@ -1,5 +1,8 @@
 """INFER-01/03: a committed checkpoint reloads and reproduces its reference embeddings.
 
+The checkpoint was written by Lightning's ``ModelCheckpoint`` during a real ``Trainer.fit``.
+Across machines the embeddings must match within ``rtol=1e-4, atol=1e-5`` (float32 kernels
+may sum in another order on another CPU); on one machine, two runs must match exactly.
 Regenerate the files with ``applications/dynaclr/scripts/make_reference_embeddings.py``.
 """
 
@@ -42,14 +45,16 @@ def test_checkpoint_keys_match_exactly():
     assert all(key.startswith("model.") for key in state)
 
 
-def test_reference_embeddings_reproduced_exactly():
+#: Tolerances of the comparison with the committed embeddings (another CPU may differ).
+RTOL, ATOL = 1e-4, 1e-5
+
+
+def _predict(module) -> dict:
     reference = torch.load(REFERENCE_DIR / "reference_embeddings.pt", map_location="cpu")
-    inputs = reference["inputs"]
     samples = [
         {"anchor": x, "index": {"fov_name": "A/1/0", "track_id": i, "t": 0}}
-        for i, x in enumerate(inputs)
+        for i, x in enumerate(reference["inputs"])
     ]
-    module = _load()
     trainer = Trainer(
         accelerator="cpu",
         devices=1,
@@ -58,9 +63,33 @@ def test_reference_embeddings_reproduced_exactly():
         enable_model_summary=False,
     )
     (prediction,) = trainer.predict(module, DataLoader(samples, batch_size=len(samples)))
-    assert torch.equal(prediction["features"], reference["features"])
-    assert torch.equal(prediction["projections"], reference["projections"])
     assert prediction["index"]["track_id"].tolist() == list(range(len(samples)))
+    return prediction
+
+
+def test_checkpoint_was_written_by_model_checkpoint():
+    checkpoint = torch.load(
+        REFERENCE_DIR / "tiny_contrastive.ckpt", map_location="cpu", weights_only=False
+    )
+    assert checkpoint["global_step"] == 4
+    assert any("ModelCheckpoint" in str(key) for key in checkpoint["callbacks"])
+    assert checkpoint["optimizer_states"]
+
+
+def test_reference_embeddings_reproduced_within_tolerance():
+    reference = torch.load(REFERENCE_DIR / "reference_embeddings.pt", map_location="cpu")
+    prediction = _predict(_load())
+    torch.testing.assert_close(prediction["features"], reference["features"], rtol=RTOL, atol=ATOL)
+    torch.testing.assert_close(
+        prediction["projections"], reference["projections"], rtol=RTOL, atol=ATOL
+    )
+
+
+def test_embeddings_exact_from_run_to_run():
+    first = _predict(_load())
+    second = _predict(_load())
+    assert torch.equal(first["features"], second["features"])
+    assert torch.equal(first["projections"], second["projections"])
 
 
 def test_reference_differs_from_fresh_weights():

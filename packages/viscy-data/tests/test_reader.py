@@ -67,6 +67,29 @@ def test_read_patches_match_zarr(hcs_plate, backend):
 
 
 @pytest.mark.parametrize("backend", [pytest.param("tensorstore", marks=NEEDS_TENSORSTORE), "zarr"])
+def test_repeated_boxes_read_once_into_final_order(hcs_plate_v5, backend, monkeypatch):
+    reader = PatchReader(hcs_plate_v5.path, backend=backend)
+    distinct = _random_boxes(reader, 5, seed=1)
+    order = [3, 0, 3, 1, 4, 0, 2, 3]
+    boxes = [distinct[i] for i in order]
+    read_rows = []
+    inner = reader._read_rows_into
+
+    def spying(boxes_read, out, rows):
+        read_rows.append(list(range(len(boxes_read))) if rows is None else list(rows))
+        return inner(boxes_read, out, rows)
+
+    monkeypatch.setattr(reader, "_read_rows_into", spying)
+    out = np.full((len(boxes), 2, 3, 20, 24), 7, dtype=np.uint16)
+    patches = reader.read_patches(boxes, out=out)
+    assert patches is out
+    # each distinct box read once, into the first row that asks for it
+    assert read_rows == [[0, 1, 3, 4, 6]]
+    for box, patch in zip(boxes, patches, strict=True):
+        np.testing.assert_array_equal(patch, _truth(hcs_plate_v5, box))
+
+
+@pytest.mark.parametrize("backend", [pytest.param("tensorstore", marks=NEEDS_TENSORSTORE), "zarr"])
 def test_sharded_plate(sharded_plate, backend):
     reader = PatchReader(sharded_plate.path, backend=backend, cache_bytes=0)
     boxes = _random_boxes(reader, 6, size=(5, 40, 70), seed=1)

@@ -1,20 +1,17 @@
 """Every viscy_models name of the published 0.1.0 API imports and keeps its signature.
 
 The names come from ``fixtures/api_0.1.0.json`` (parsed from ``shared/spec/api_0.1.0.md`` by
-``tools/api_spec.py`` at the repository root, which also defines the tests: each check is its
-own test case per name; see ``conformance_tests`` there).
+``python -m viscy_dev.api_fixtures``); the checks are those of
+:class:`viscy_dev.api_checks.ConformanceTests`, each its own test case per name.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-FIXTURES = Path(__file__).parent / "fixtures"
-API_SPEC = Path(__file__).resolve().parents[3] / "tools" / "api_spec.py"  # shared checks
+from viscy_dev.api_checks import ConformanceTests
 
-_spec = importlib.util.spec_from_file_location("_viscy_models_api_spec", API_SPEC)
-api = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(api)
 
-globals().update(api.conformance_tests(["viscy_models"], FIXTURES / "api_0.1.0.json"))
+class TestViscyModelsAPI(ConformanceTests):
+    sections = ["viscy_models"]
+    fixture = Path(__file__).parent / "fixtures" / "api_0.1.0.json"

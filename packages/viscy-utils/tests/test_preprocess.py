@@ -6,13 +6,16 @@ import numpy as np
 import pytest
 from iohub.ngff import open_ome_zarr
 
-from viscy_data._utils import read_norm_meta
+from viscy_data import read_norm_meta
 from viscy_utils.cli import main
 from viscy_utils.preprocess import compute_normalization_stats, generate_normalization_metadata
 
 from .conftest import CHANNELS, write_plate
 
-STAT_KEYS = {"mean", "std", "median", "iqr", "min", "max", "p1", "p5", "p95", "p99"}
+# the keys 0.1.0's `viscy preprocess` writes
+STAT_KEYS = {
+    "mean", "std", "median", "iqr", "min", "max", "p1", "p5", "p95", "p99", "p95_p5", "p99_p1",
+}  # fmt: skip
 
 
 def _numpy_stats(values):
@@ -21,6 +24,7 @@ def _numpy_stats(values):
     return {
         "mean": v.mean(), "std": v.std(), "median": q[3], "iqr": q[4] - q[2], "min": v.min(),
         "max": v.max(), "p1": q[0], "p5": q[1], "p95": q[5], "p99": q[6],
+        "p95_p5": q[5] - q[1], "p99_p1": q[6] - q[0],
     }  # fmt: skip
 
 
@@ -99,3 +103,36 @@ def test_preprocess_from_config_with_base(tmp_path, capsys):
     (tmp_path / "bad.yml").write_text(f"data_path: {path}\nblock_size: 3\n")
     assert main(["preprocess", "-c", str(tmp_path / "bad.yml")]) == 2
     assert "block_size" in capsys.readouterr().err
+
+
+def test_preprocess_ignores_nan_pixels_and_names_an_all_nan_sample(tmp_path):
+    from viscy_data.synthetic import write_synthetic_plate
+
+    path = tmp_path / "plate.zarr"
+    write_synthetic_plate(path, shape=(2, 1, 1, 32, 32), channel_names=["GFP"], dtype="float32",
+                          wells=[("A", "1")], fovs_per_well=1, normalization=False)  # fmt: skip
+    with open_ome_zarr(path, mode="r+") as plate:
+        image = plate["A/1/0"]["0"]
+        pixels = np.asarray(image[:])
+        pixels[0, 0, 0, :16] = np.nan
+        image[0] = pixels[0]
+    grid = pixels[0, 0][:, ::2, ::2]
+    stats = compute_normalization_stats(path, grid_spacing=2, progress=False)
+    got = stats.fovs["A/1/0"].timepoint_statistics["GFP"]["0"]
+    _assert_close(got, _numpy_stats(grid[~np.isnan(grid)]))
+    with open_ome_zarr(path, mode="r+") as plate:
+        plate["A/1/0"]["0"][1] = np.full((1, 1, 32, 32), np.nan, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"FOV 'A/1/0', channel 'GFP', t=1: .*only NaN"):
+        compute_normalization_stats(path, grid_spacing=2, progress=False)
+
+
+def test_get_val_stats_is_the_one_intensity_statistics_function():
+    from viscy_data import INTENSITY_STATISTICS_KEYS, intensity_statistics
+    from viscy_data.synthetic import compute_statistics
+    from viscy_utils.mp_utils import STAT_KEYS as MP_STAT_KEYS
+    from viscy_utils.mp_utils import get_val_stats
+
+    values = np.array([3.0, np.nan, 1.0, 2.0], dtype=np.float32)
+    assert get_val_stats(values) == intensity_statistics(values) == compute_statistics(values)
+    assert tuple(get_val_stats(values)) == MP_STAT_KEYS == INTENSITY_STATISTICS_KEYS
+    assert set(MP_STAT_KEYS) == STAT_KEYS

@@ -28,3 +28,8 @@ def test(argv: list[str]) -> int:
 def predict(argv: list[str]) -> int:
     """``dynaclr predict -c predict.yml``."""
     return _run("predict", argv)
+
+
+def export(argv: list[str]) -> int:
+    """``dynaclr export -c export_onnx.yml``."""
+    return _run("export", argv)

@@ -22,8 +22,19 @@ class LazyCommand:
 
     target: str  # "module:function", function(argv: list[str]) -> int | None
     help: str
+    extra: str = ""  # dynaclr extra the command needs ("eval", "export"), checked first
+    requires: tuple[str, ...] = ()  # its modules the command imports (all when empty)
 
     def __call__(self, argv: list[str]) -> int:
+        if self.extra and not {"-h", "--help"} & set(argv):
+            from dynaclr._imports import MissingExtraError, require_extra
+
+            name = self.target.split(":")[0].rsplit(".", 1)[-1]
+            try:
+                require_extra(self.extra, self.requires or None, f"dynaclr ({name})")
+            except MissingExtraError as err:
+                print(f"dynaclr: error: {err}", file=sys.stderr)
+                return 1
         module_name, func_name = self.target.split(":")
         func = getattr(importlib.import_module(module_name), func_name)
         result = func(argv)
@@ -39,21 +50,87 @@ COMMANDS: dict[str, LazyCommand] = {
     "predict": LazyCommand(
         _LIGHTNING.format("predict"), "Write embeddings from a checkpoint (-c predict.yml)."
     ),
+    "export": LazyCommand(
+        _LIGHTNING.format("export"),
+        "Export a checkpoint's encoder to ONNX (-c export_onnx.yml).",
+        extra="export",
+        requires=("onnx", "onnxscript"),
+    ),
     "demo": LazyCommand(
         "dynaclr.demo:main",
         "Synthetic plate -> train -> embed -> evaluate, on CPU in a few minutes.",
+        extra="eval",
+        requires=("anndata", "sklearn", "matplotlib"),
     ),
     "train-linear-classifier": LazyCommand(
         "dynaclr.evaluation.linear_classifier:train_main",
         "Fit a linear probe on embeddings (AnnData zarr) and annotations.",
+        extra="eval",
+        requires=("anndata", "sklearn"),
     ),
     "apply-linear-classifier": LazyCommand(
         "dynaclr.evaluation.linear_classifier:apply_main",
         "Label embeddings with a trained linear probe.",
+        extra="eval",
+        requires=("anndata", "sklearn"),
+    ),
+    "pseudo-tracks": LazyCommand(
+        "dynaclr.pseudo_tracks:main",
+        "Tracks CSVs from segmentation labels or centroids (pseudo-tracks).",
+    ),
+    "discover": LazyCommand(
+        "dynaclr.study.discover:main",
+        "Registry of plates, checkpoints, predictions and annotations in a folder.",
+    ),
+    "generate-predict-scripts": LazyCommand(
+        "dynaclr.study.predict_scripts:main",
+        "One SLURM predict script per checkpoint x dataset of a registry.",
+    ),
+    "generate-fit-config": LazyCommand(
+        "dynaclr.study.fit_config:main",
+        "A multi-experiment fit.yml from an experiments YAML and a model recipe.",
+    ),
+    "reduce": LazyCommand(
+        "dynaclr.evaluation.reduce:main",
+        "Add PCA / UMAP / PHATE coordinates to embedding zarrs (jointly over several).",
+    ),
+    "annotate": LazyCommand(
+        "dynaclr.evaluation.annotate:main",
+        "Merge an annotation CSV into the obs of an embedding zarr.",
+    ),
+    "append-predictions": LazyCommand(
+        "dynaclr.evaluation.append_predictions:main",
+        "Add a classifier's predictions CSV to the obs of an embedding zarr.",
+    ),
+    "split": LazyCommand(
+        "dynaclr.evaluation.split:main",
+        "Split an embedding zarr into one zarr per experiment or well.",
+    ),
+    "info": LazyCommand(
+        "dynaclr.evaluation.info:main",
+        "Shape, obs columns, obsm keys and provenance of embedding zarrs.",
+    ),
+    "plot": LazyCommand(
+        "dynaclr.evaluation.plot:main",
+        "PNG scatters of obsm coordinates and galleries of cell crops.",
+    ),
+    "evaluate": LazyCommand(
+        "dynaclr.evaluation.evaluate:main",
+        "Grouped-CV linear probe, kNN, temporal smoothness, MMD; Markdown report.",
+    ),
+    "explore": LazyCommand(
+        "dynaclr.evaluation.explore:main",
+        "Interactive HTML of the embedding with each cell's crops over time.",
+    ),
+    "check": LazyCommand(
+        "dynaclr.check:main",
+        "Validate a config and its data before a run (-c fit.yml [--read N|all] [--json]).",
     ),
     "inspect-batches": LazyCommand(
         "dynaclr.inspect_batches:main",
         "Write a PNG grid of anchor/positive/negative crops drawn from a config.",
+        extra="eval",
+        requires=("matplotlib",),
     ),
 }
 

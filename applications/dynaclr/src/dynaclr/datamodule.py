@@ -12,22 +12,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from lightning.pytorch import LightningDataModule
 from monai.transforms import MapTransform
-from torch import Tensor
+from torch.utils.data import BatchSampler
 
 from dynaclr.dataset import MultiExperimentTripletDataset
 from dynaclr.experiment import ExperimentRegistry
 from dynaclr.index import MultiExperimentIndex
-from viscy_data._patch_ops import (
-    apply_channel_wise,
-    center_crop_yx,
-    identity_collate,
-    thread_data_loader,
-)
+from viscy_data import ChannelWiseBatchTransform, DeviceTransformMixin
 from viscy_data.channel_dropout import ChannelDropout
+from viscy_data.loading import identity_collate, thread_data_loader
 from viscy_data.sampler import FlexibleBatchSampler
 
 __all__ = ["MultiExperimentDataModule"]
@@ -36,7 +32,7 @@ _log = logging.getLogger(__name__)
 _TRIPLET_KEYS = ("anchor", "positive", "negative")
 
 
-class MultiExperimentDataModule(LightningDataModule):
+class MultiExperimentDataModule(DeviceTransformMixin, LightningDataModule):
     """Multi-experiment triplet batches with composable sampling, for Lightning CLI.
 
     Parameters
@@ -108,6 +104,12 @@ class MultiExperimentDataModule(LightningDataModule):
         Batches prefetched per worker (``num_workers > 0``).
     persistent_workers : bool
         Keep workers alive across epochs (``num_workers > 0``).
+    predict_experiments : list[str] | None
+        Experiments embedded by ``predict`` (``None``: all of the YAML). Every cell-timepoint
+        of them is predicted once, in order, with the channels mapped as in training (the
+        YAML's ``training_channels`` over all its experiments); the batch ``index`` carries
+        ``experiment, condition, well_name, fov_name, track_id, t, hours_post_infection``
+        and the other track columns for the embedding writer.
     """
 
     def __init__(
@@ -144,6 +146,7 @@ class MultiExperimentDataModule(LightningDataModule):
         pin_memory: bool = False,
         prefetch_factor: int | None = None,
         persistent_workers: bool = False,
+        predict_experiments: list[str] | None = None,
     ) -> None:
         super().__init__()
         if any(f > p for f, p in zip(final_yx_patch_size, yx_patch_size, strict=True)):
@@ -191,6 +194,10 @@ class MultiExperimentDataModule(LightningDataModule):
         self.registry: ExperimentRegistry | None = None
         self.train_dataset: MultiExperimentTripletDataset | None = None
         self.val_dataset: MultiExperimentTripletDataset | None = None
+        self.predict_experiments = (
+            None if predict_experiments is None else [str(e) for e in predict_experiments]
+        )
+        self.predict_dataset: MultiExperimentTripletDataset | None = None
 
     # ------------------------------------------------------------------------------ setup
     @property
@@ -214,7 +221,9 @@ class MultiExperimentDataModule(LightningDataModule):
             )
         return train, list(self.val_experiments)
 
-    def _dataset(self, registry: ExperimentRegistry, seed: int) -> MultiExperimentTripletDataset:
+    def _dataset(
+        self, registry: ExperimentRegistry, seed: int, predict: bool = False
+    ) -> MultiExperimentTripletDataset:
         index = MultiExperimentIndex(
             registry,
             yx_patch_size=self.yx_patch_size,
@@ -223,7 +232,10 @@ class MultiExperimentDataModule(LightningDataModule):
             include_wells=self.include_wells,
             exclude_fovs=self.exclude_fovs,
         )
-        if len(index.valid_anchors) == 0:
+        if predict:
+            if len(index.tracks) == 0:
+                raise ValueError(f"experiments {registry.names}: no cell to predict")
+        elif len(index.valid_anchors) == 0:
             raise ValueError(
                 f"experiments {registry.names}: no cell has a positive within tau_range "
                 f"{self.tau_range} h; widen tau_range or check the tracks"
@@ -236,13 +248,15 @@ class MultiExperimentDataModule(LightningDataModule):
             cache_bytes=self.cache_pool_bytes,
             # plates' dtype through the loader (half the bytes for uint16); float on device
             float_output=False,
+            predict=predict,
         )
 
     def setup(self, stage: str | None = None) -> None:
-        """Read the registry, split by experiment and index train / val experiments."""
-        if stage not in (None, "fit", "validate"):
+        """Read the registry, split by experiment and index train / val (/ predict)
+        experiments."""
+        if stage not in (None, "fit", "validate", "predict"):
             raise NotImplementedError(
-                f"MultiExperimentDataModule supports fit and validate, not {stage!r}"
+                f"MultiExperimentDataModule supports fit, validate and predict, not {stage!r}"
             )
         registry = ExperimentRegistry.from_yaml(self.experiments_yaml)
         registry.validate_stores()
@@ -254,11 +268,23 @@ class MultiExperimentDataModule(LightningDataModule):
                 f"channels {registry.active_channels}"
             )
         self.registry = registry
+        if stage == "predict":
+            names = registry.names if self.predict_experiments is None else self.predict_experiments
+            if self.predict_dataset is None:
+                self.predict_dataset = self._dataset(registry.subset(names), self.seed, True)
+            self.predict_dataset.norm_stats.require_for(self.normalizations)
+            self._compose_device_transforms()
+            return
         train, val = self._split(registry)
         if stage in (None, "fit") and self.train_dataset is None:
             self.train_dataset = self._dataset(registry.subset(train), self.seed)
         if val and self.val_dataset is None:
             self.val_dataset = self._dataset(registry.subset(val), self.seed + 1)
+        # normalizations need statistics in every FOV: fail here, not on the GPU
+        for dataset in (self.train_dataset, self.val_dataset):
+            if dataset is not None:
+                dataset.norm_stats.require_for(self.normalizations + self.augmentations)
+        self._compose_device_transforms()
 
     # ------------------------------------------------------------------------------ loaders
     def _distributed(self) -> tuple[int, int]:
@@ -307,11 +333,24 @@ class MultiExperimentDataModule(LightningDataModule):
         return sampler
 
     def train_dataloader(self) -> Any:
+        self._refuse_lightning_sampler()
         return self._loader(self.train_dataset, batch_sampler=self.train_sampler())
+
+    def _refuse_lightning_sampler(self) -> None:
+        from viscy_data.distributed import uses_lightning_sampler
+
+        if uses_lightning_sampler(getattr(self, "trainer", None)):
+            raise ValueError(
+                "MultiExperimentDataModule shards its batch plans across ranks itself "
+                "(FlexibleBatchSampler); Lightning cannot replace that sampler. Set the "
+                "trainer's use_distributed_sampler=False (--trainer.use_distributed_sampler "
+                "false), as examples/configs/multi_experiment_fit.yml does."
+            )
 
     def val_dataloader(self) -> Any:
         if self.val_dataset is None:
             return []
+        self._refuse_lightning_sampler()
         # plain sequential batches over the validation anchors, sharded across ranks
         num_replicas, rank = self._distributed()
         n = len(self.val_dataset)
@@ -323,46 +362,40 @@ class MultiExperimentDataModule(LightningDataModule):
         ]
         return self._loader(self.val_dataset, batch_sampler=batches)
 
+    def predict_dataloader(self) -> Any:
+        """Every cell-timepoint of the predict experiments once, in order, sharded by rank."""
+        if self.predict_dataset is None:
+            raise RuntimeError("call setup('predict') first")
+        num_replicas, rank = self._distributed()
+        n = len(self.predict_dataset)
+        per_rank = -(-n // num_replicas)
+        indices = range(rank * per_rank, min(n, (rank + 1) * per_rank))
+        # a BatchSampler object (not a list): Lightning wraps predict batch samplers
+        batches = BatchSampler(indices, batch_size=self.batch_size, drop_last=False)
+        return self._loader(self.predict_dataset, batch_sampler=batches)
+
     # ------------------------------------------------------------------------------ device
-    def _augmenting(self) -> bool:
-        trainer = getattr(self, "trainer", None)
-        if trainer is None or trainer.sanity_checking:
-            return False
-        if trainer.training:
-            return True
-        return bool(trainer.validating and self.augment_validation)
-
-    def _training(self) -> bool:
-        trainer = getattr(self, "trainer", None)
-        return bool(trainer is not None and trainer.training and not trainer.sanity_checking)
-
-    def transfer_transforms(self) -> list[Callable]:
-        """Transforms run on device for the current stage (normalize, then augment)."""
+    def transfer_transforms(self, stage: str | None | Literal["current"] = "current") -> list:
+        """Transforms run on device in ``stage`` (default: the current one): the
+        normalizations, then the augmentations when ``_augmenting``."""
         transforms: list[Callable] = list(self.normalizations)
-        if self._augmenting():
+        if self._augmenting(stage):
             transforms += self.augmentations
         return transforms
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+    def _build_device_transform(self, stage: str | None) -> ChannelWiseBatchTransform:
         """Normalize (+ augment) channel by channel, center-crop, then channel dropout.
 
         Channel dropout runs last (after the scatter/gather transform chain) and only while
         training.
         """
-        if isinstance(batch, Tensor):  # example_input_array
-            return batch
-        transforms = self.transfer_transforms()
-        channels = self.channel_names
-        self.channel_dropout.train(self._training())
-        for key in _TRIPLET_KEYS:
-            if key not in batch:
-                continue
-            norm_meta = batch.pop(f"{key}_norm_meta", None)
-            patch = batch[key]
-            if not patch.is_floating_point():
-                patch = patch.float()
-            if transforms:
-                patch = apply_channel_wise(transforms, channels, patch, norm_meta)
-            patch = center_crop_yx(patch, self.final_yx_patch_size)
-            batch[key] = self.channel_dropout(patch)
-        return batch
+        dropout = None
+        if stage == "train":
+            dropout = self.channel_dropout.train(True)
+        return ChannelWiseBatchTransform(
+            self.transfer_transforms(stage),
+            self.channel_names,
+            _TRIPLET_KEYS,
+            self.final_yx_patch_size,
+            after=dropout,
+        )

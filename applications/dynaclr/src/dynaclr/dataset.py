@@ -17,7 +17,6 @@ Batch dict (before ``on_after_batch_transfer``)::
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from typing import Any
@@ -29,89 +28,25 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from dynaclr.index import MultiExperimentIndex
+from viscy_data import (
+    ULTRACK_INDEX_COLUMNS,
+    NormStatsTable,
+    PatchBox,
+    PatchReader,
+    batch_rng,
+    read_norm_meta,
+)
 
 __all__ = ["MultiExperimentTripletDataset"]
 
-_LEVELS = ("dataset_statistics", "fov_statistics", "timepoint_statistics")
-_NEUTRAL = {"mean": 0.0, "std": 1.0, "median": 0.0, "iqr": 1.0}
 _INDEX_COLUMNS = (
     "experiment",
     "condition",
-    "fov_name",
-    "track_id",
-    "t",
-    "id",
-    "parent_track_id",
-    "parent_id",
-    "z",
-    "y",
-    "x",
+    "well_name",
+    *ULTRACK_INDEX_COLUMNS,
     "global_track_id",
     "hours_post_infection",
 )
-
-
-def _read_norm_meta(position: Any) -> dict | None:
-    """Per-FOV normalization metadata (``viscy_data._utils.read_norm_meta`` when present)."""
-    try:
-        from viscy_data._utils import read_norm_meta
-    except ImportError:  # the shared helper is not in this build: read the same layout
-        meta = position.zattrs.get("normalization")
-        return None if meta is None else dict(meta)
-    return read_norm_meta(position)
-
-
-class _NormTable:
-    """Normalization statistics of every (FOV, channel, level, t) as dense float arrays."""
-
-    def __init__(
-        self,
-        fov_metas: list[dict | None],
-        fov_frames: list[int],
-        channels: list[str],
-    ) -> None:
-        stats: list[str] = []
-        for meta in fov_metas:
-            for ch in channels:
-                level = ((meta or {}).get(ch) or {}).get("fov_statistics") or {}
-                stats += [s for s in level if s not in stats]
-        self.available = bool(stats)
-        self.channels, self.stats = channels, stats
-        n_fov, n_ch, n_st = len(fov_metas), len(channels), len(stats)
-        neutral = np.array([_NEUTRAL.get(s, 0.0) for s in stats], dtype=np.float32)
-        self.static = np.broadcast_to(neutral, (n_fov, 2, n_ch, n_st)).copy()
-        self.offsets = np.r_[0, np.cumsum(fov_frames)[:-1]].astype(np.int64)
-        self.per_t = np.broadcast_to(neutral, (int(sum(fov_frames)), n_ch, n_st)).copy()
-        for f, meta in enumerate(fov_metas):
-            for c, ch in enumerate(channels):
-                entry = (meta or {}).get(ch)
-                if not entry:
-                    continue
-                for lv, level in enumerate(_LEVELS[:2]):
-                    values = entry.get(level) or {}
-                    for s, stat in enumerate(stats):
-                        if stat in values:
-                            self.static[f, lv, c, s] = float(values[stat])
-                for t_key, values in (entry.get("timepoint_statistics") or {}).items():
-                    t = int(t_key)
-                    if 0 <= t < fov_frames[f]:
-                        for s, stat in enumerate(stats):
-                            if stat in values:
-                                self.per_t[self.offsets[f] + t, c, s] = float(values[stat])
-
-    def batch(self, fov: np.ndarray, t: np.ndarray) -> dict | None:
-        if not self.available:
-            return None
-        static = torch.from_numpy(self.static[fov])  # (B, 2, C, S)
-        per_t = torch.from_numpy(self.per_t[self.offsets[fov] + t])  # (B, C, S)
-        out = {}
-        for c, ch in enumerate(self.channels):
-            out[ch] = {
-                "dataset_statistics": {s: static[:, 0, c, i] for i, s in enumerate(self.stats)},
-                "fov_statistics": {s: static[:, 1, c, i] for i, s in enumerate(self.stats)},
-                "timepoint_statistics": {s: per_t[:, c, i] for i, s in enumerate(self.stats)},
-            }
-        return out
 
 
 class MultiExperimentTripletDataset(Dataset):
@@ -129,13 +64,15 @@ class MultiExperimentTripletDataset(Dataset):
     return_index : bool
         Also return ``"index"``: the anchors' track columns as lists.
     seed : int
-        Seed of the dataset's generator (tau offsets, daughters, negatives).
+        Seed of the per-batch draws (tau offsets, daughters, negatives): each batch's
+        generator comes from ``seed``, the batch's indices and the epoch
+        (:func:`viscy_data.batch_rng`), so draws do not depend on the worker or start method.
     cache_bytes : int | None
         Decoded-chunk cache of each reader (``None``: the reader's default, 0: off).
     array_key : str
         Image array within each FOV.
     backend : str
-        ``"auto"``, ``"tensorstore"`` or ``"zarr"`` (see ``viscy_data._reader.PatchReader``).
+        ``"auto"``, ``"tensorstore"`` or ``"zarr"`` (see :class:`viscy_data.PatchReader`).
     float_output : bool
         Return float32 patches. ``False`` keeps the plates' dtype (e.g. uint16: half the
         bytes through the loader and to the device), for pipelines that convert on device
@@ -144,6 +81,16 @@ class MultiExperimentTripletDataset(Dataset):
         Batch arrays kept for reuse once every tensor made from them is freed (per array
         shape; 0 allocates every batch anew). Size it to the batches in flight (workers x
         prefetch x roles); the pool keeps that much memory for the dataset's lifetime.
+    fill_missing_norm : bool
+        Neutral normalization statistics for FOVs lacking them (see
+        :class:`viscy_data.NormStatsTable`). Off by default: such channels are left out of
+        ``<role>_norm_meta`` and ``MultiExperimentDataModule`` raises at setup when its
+        normalizations need them. Channels an experiment does not have (zeros) always get
+        neutral statistics.
+    predict : bool
+        Prediction mode: the items are every cell-timepoint of ``index.tracks`` (in its
+        order), and a batch is ``{"anchor", "anchor_norm_meta", "index"}`` of exactly the
+        requested rows, in the requested order (no positives, no randomness).
     """
 
     def __init__(
@@ -158,15 +105,17 @@ class MultiExperimentTripletDataset(Dataset):
         backend: str = "auto",
         float_output: bool = True,
         buffer_pool_size: int = 8,
+        fill_missing_norm: bool = False,
+        predict: bool = False,
     ) -> None:
         from iohub.ngff import open_ome_zarr
 
-        from viscy_data._reader import PatchReader
-
         self.index = index
+        self.predict = bool(predict)
         self.return_negative = return_negative
         self.return_index = return_index
         self.seed = int(seed)
+        self.epoch = 0
         self.float_output = bool(float_output)
         if buffer_pool_size < 0:
             raise ValueError(f"buffer_pool_size must be >= 0, got {buffer_pool_size}")
@@ -195,6 +144,7 @@ class MultiExperimentTripletDataset(Dataset):
         fov_keys = list(index.image_shapes)
         fov_of = {key: i for i, key in enumerate(fov_keys)}
         metas: list[dict | None] = [None] * len(fov_keys)
+        absent: list[set[str]] = [set() for _ in fov_keys]
         for exp in registry:
             self.readers[exp.name] = PatchReader(
                 exp.data_path, array_key=array_key, cache_bytes=cache_bytes, backend=backend
@@ -202,16 +152,25 @@ class MultiExperimentTripletDataset(Dataset):
             src = registry.source_indices(exp.name)
             present = np.array([i for i, s in enumerate(src) if s >= 0], dtype=np.int64)
             self._sources[exp.name] = (tuple(s for s in src if s >= 0), present)
+            lacking = {self.channel_names[i] for i, s in enumerate(src) if s < 0}
             names = [f for e, f in fov_keys if e == exp.name]
             if names:
                 with open_ome_zarr(exp.data_path, mode="r", layout="hcs") as plate:
                     for name in names:
-                        metas[fov_of[(exp.name, name)]] = _read_norm_meta(plate[name])
+                        metas[fov_of[(exp.name, name)]] = read_norm_meta(plate[name])
+                        absent[fov_of[(exp.name, name)]] = lacking
         self._dtype = np.result_type(
             *(self.readers[e].dtype(f) for e, f in fov_keys if e in self.readers)
         )
         frames = [index.image_shapes[k][0] for k in fov_keys]
-        self._norm = _NormTable(metas, frames, self.channel_names)
+        self.norm_stats = NormStatsTable(
+            metas,
+            self.channel_names,
+            frames,
+            [f"{e}:{f}" for e, f in fov_keys],
+            absent_channels=absent,
+            fill_missing=fill_missing_norm,
+        )
         pair = pd.MultiIndex.from_arrays(
             [tracks["experiment"].astype(str), tracks["fov_name"].astype(str)]
         )
@@ -225,21 +184,32 @@ class MultiExperimentTripletDataset(Dataset):
         self._x0 = tracks["x_origin"].to_numpy()
         self._fov_names = [f for _, f in fov_keys]
         self._lineage = tracks["lineage_id"].cat.codes.to_numpy()
-        self._rng_lock = threading.Lock()
-        self._rng_pid = os.getpid()
-        self._rng = np.random.default_rng(self.seed)
 
     def __len__(self) -> int:
+        if self.predict:
+            return len(self.index.tracks)
         return len(self.index.valid_anchors)
 
-    def _generator(self) -> np.random.Generator:
-        # a forked/spawned worker gets a copy of the parent's generator: reseed it per worker
-        if os.getpid() != self._rng_pid:
-            info = torch.utils.data.get_worker_info()
-            extra = info.seed % 2**32 if info is not None else os.getpid()
-            self._rng = np.random.default_rng([self.seed, extra])
-            self._rng_pid = os.getpid()
-        return self._rng
+    def __getstate__(self) -> dict:
+        # picklable for spawned DataLoader workers: locks and recycled buffers stay behind
+        state = self.__dict__.copy()
+        state["_pool"] = {}
+        state.pop("_pool_lock", None)
+        state.pop("_rng_lock", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._pool_lock = threading.Lock()
+        self._rng_lock = threading.Lock()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch that the per-batch draws depend on."""
+        self.epoch = int(epoch)
+
+    def batch_generator(self, indices: list[int]) -> np.random.Generator:
+        """The generator of the batch of ``indices`` (:func:`viscy_data.batch_rng`)."""
+        return batch_rng(self.seed, indices, epoch=self.epoch)
 
     def _negatives(self, anchor_rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         pool = self.index.anchor_rows
@@ -284,8 +254,6 @@ class MultiExperimentTripletDataset(Dataset):
 
     def _read_run(self, code: int, rows: np.ndarray, out: np.ndarray) -> None:
         """Read rows of one experiment into ``out`` (a leading-axis slice of the batch)."""
-        from viscy_data._reader import PatchBox
-
         ph, pw = self.index.yx_patch_size
         name = self._exp_names[code]
         channels, present = self._sources[name]
@@ -337,15 +305,26 @@ class MultiExperimentTripletDataset(Dataset):
             self._read_run(int(codes[lo]), rows[lo:hi], out[lo:hi])
         return torch.from_numpy(out)
 
+    def _index_columns(self, rows: np.ndarray) -> dict[str, list]:
+        df = self.index.tracks
+        return {col: df[col].to_numpy()[rows].tolist() for col in _INDEX_COLUMNS if col in df}
+
     def __getitems__(self, indices: list[int]) -> dict[str, Any]:
-        """Batch of ``len(indices)`` triplets for positions in ``index.valid_anchors``."""
+        """Batch of ``len(indices)`` triplets for positions in ``index.valid_anchors``
+        (in predict mode: the cells at rows ``indices`` of ``index.tracks``)."""
+        if self.predict:
+            rows = np.asarray(indices, dtype=np.int64)
+            return {
+                "anchor": self._read(rows),
+                "anchor_norm_meta": self.norm_stats.gather(self._row_fov[rows], self._t[rows]),
+                "index": self._index_columns(rows),
+            }
         anchors = self.index.anchor_rows[np.asarray(indices, dtype=np.int64)]
         # group the batch by experiment (order within a batch is free): contiguous reads
         anchors = anchors[np.argsort(self._row_exp[anchors], kind="stable")]
-        with self._rng_lock:
-            rng = self._generator()
-            positives, _ = self.index.sample_positives(anchors, rng)
-            negatives = self._negatives(anchors, rng) if self.return_negative else None
+        rng = self.batch_generator(indices)
+        positives, _ = self.index.sample_positives(anchors, rng)
+        negatives = self._negatives(anchors, rng) if self.return_negative else None
         if (positives < 0).any():
             raise RuntimeError("an anchor without positive reached the dataset; rebuild the index")
         roles = {"anchor": anchors, "positive": positives}
@@ -356,12 +335,9 @@ class MultiExperimentTripletDataset(Dataset):
             # one (recycled) array per role, each experiment's rows read straight into it:
             # anchors and positives, grouped by experiment, take one read per experiment
             batch[role] = self._read(rows)
-            batch[f"{role}_norm_meta"] = self._norm.batch(self._row_fov[rows], self._t[rows])
+            batch[f"{role}_norm_meta"] = self.norm_stats.gather(self._row_fov[rows], self._t[rows])
         if self.return_index:
-            df = self.index.tracks
-            batch["index"] = {
-                col: df[col].to_numpy()[anchors].tolist() for col in _INDEX_COLUMNS if col in df
-            }
+            batch["index"] = self._index_columns(anchors)
         return batch
 
     def __getitem__(self, i: int) -> dict[str, Any]:

@@ -1,20 +1,23 @@
-"""``dynaclr demo``: the whole DynaCLR loop on a synthetic plate, on a CPU, in minutes.
+"""``dynaclr demo``: the product's own pipeline on a synthetic plate, on a CPU, in minutes.
 
-1. write a synthetic time-lapse plate with two conditions (``viscy_data.synthetic``):
-   infected cells gain a fluorescent reporter and change shape after an onset time;
-2. train a small encoder with NT-Xent + hard-negative concentration (``NTXentHCL``),
-   positives being the same cell one frame later;
-3. embed every cell of held-out FOVs (AnnData zarr), with the trained encoder and with
-   the same encoder before training;
-4. fit a linear probe of the condition on held-out FOVs, measure temporal smoothness,
-   and print a table; write a PCA scatter and a triplet grid as PNG.
+1. write a synthetic time-lapse plate (``viscy_data.synthetic``) whose infected cells move a
+   reporter from the cytoplasm into the nucleus at matched total intensity, so mean
+   brightness alone does not tell infection;
+2. write ``DIR/fit.yml`` and run it exactly as ``dynaclr fit -c DIR/fit.yml`` does:
+   ``TripletDataModule`` (normalizations and augmentations on the batch), a
+   ``ContrastiveModule`` with a small encoder and NT-Xent + hard-negative concentration;
+3. write ``DIR/predict.yml`` and run it as ``dynaclr predict -c DIR/predict.yml`` does, once
+   with the trained checkpoint and once with the same encoder before training (same seed,
+   no checkpoint), embedding only cells of FOVs kept out of training (``EmbeddingWriter``);
+4. ``dynaclr annotate`` the embeddings with the plate's cell table, ``dynaclr reduce``
+   (PCA), ``dynaclr evaluate`` (leave-one-FOV-out linear probe, k-NN, temporal smoothness,
+   MMD) and ``dynaclr plot``; print the table, write ``results.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import json
 import logging
 import os
@@ -24,35 +27,38 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 __all__ = ["DemoConfig", "DemoResult", "main", "run_demo"]
 
 _MARKER = ".dynaclr_demo"
+_CHANNELS = ("Phase3D", "GFP")
 
 
 @dataclass
 class DemoConfig:
-    """Sizes and hyperparameters of the demo (defaults: ~3-5 minutes on 2 CPU cores)."""
+    """Sizes and hyperparameters of the demo (defaults: a few minutes on 2 CPU cores)."""
 
-    timepoints: int = 12
+    timepoints: int = 10
     image_size: int = 128
     z_slices: int = 1
     wells: tuple[tuple[str, str], ...] = (("A", "1"), ("A", "2"), ("B", "1"), ("B", "2"))
     fovs_per_well: int = 4
+    held_out_fovs_per_well: int = 2
     cells_per_fov: int = 8
-    infection_onset: int | None = 2
-    crop_size: int = 40
+    infection_onset: int | None = 3
+    phenotype: str = "relocalization"
+    initial_patch_size: int = 40
     patch_size: int = 32
     width: int = 8
-    embedding_dim: int = 64
+    embedding_dim: int = 32
     projection_dim: int = 32
-    epochs: int = 10
+    epochs: int = 12
     batch_size: int = 64
     lr: float = 2e-3
     temperature: float = 0.2
     beta: float = 0.5
+    num_workers: int = 1
     seed: int = 0
 
     @classmethod
@@ -61,7 +67,9 @@ class DemoConfig:
         return cls(
             timepoints=4,
             image_size=64,
-            fovs_per_well=2,
+            wells=(("A", "1"), ("B", "1")),
+            fovs_per_well=3,
+            held_out_fovs_per_well=2,
             cells_per_fov=4,
             infection_onset=1,
             epochs=1,
@@ -82,13 +90,14 @@ class DemoResult:
     def table(self) -> str:
         """The result table as Markdown."""
         rows = [
-            "| encoder   | probe accuracy | temporal smoothness |",
-            "|-----------|----------------|---------------------|",
+            "| encoder   | held-out probe accuracy | kNN accuracy | temporal smoothness |",
+            "|-----------|-------------------------|--------------|---------------------|",
         ]
         for name in ("untrained", "trained"):
             m = self.metrics[name]
             rows.append(
-                f"| {name:<9} | {m['probe_accuracy']:>14.3f} | {m['temporal_smoothness']:>19.3f} |"
+                f"| {name:<9} | {m['probe_accuracy']:>23.3f} | {m['knn_accuracy']:>12.3f} "
+                f"| {m['temporal_smoothness']:>19.3f} |"
             )
         return "\n".join(rows)
 
@@ -107,113 +116,215 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     (out / _MARKER).write_text("written by `dynaclr demo`\n")
 
 
-def _split_fovs(fov_names: list[str]) -> tuple[list[str], list[str]]:
-    """First half of each well's FOVs for training, the rest held out."""
+def _split_fovs(fov_names: list[str], held_out_per_well: int) -> tuple[list[str], list[str]]:
+    """The last ``held_out_per_well`` FOVs of each well are kept out of training."""
     by_well: dict[str, list[str]] = {}
     for name in sorted(fov_names):
         by_well.setdefault(name.rsplit("/", 1)[0], []).append(name)
     train, held_out = [], []
     for fovs in by_well.values():
-        k = max(1, len(fovs) // 2)
+        k = min(max(1, len(fovs) - held_out_per_well), len(fovs) - 1)
         train += fovs[:k]
         held_out += fovs[k:]
     return train, held_out
 
 
-def _label(obs: pd.DataFrame, cells: pd.DataFrame) -> np.ndarray:
-    """Infection state of each embedded cell, looked up in the generator's cell table.
-
-    A cell of an infected well counts as infected from its onset on (before it, it
-    looks like an uninfected cell).
-    """
-    keys = ["fov_name", "track_id", "t"]
-    left = obs[keys].copy()
-    right = cells[[*keys, "infection_state"]].copy()
-    for df in (left, right):
-        df["fov_name"] = df["fov_name"].astype(str).str.strip("/")
-        df["track_id"] = df["track_id"].astype(np.int64)
-        df["t"] = df["t"].astype(np.int64)
-    merged = left.merge(right, on=keys, how="left", validate="many_to_one")
-    if merged["infection_state"].isna().any():
-        missing = merged[merged["infection_state"].isna()].iloc[0]
-        raise KeyError(f"Embedded cell {dict(missing[keys])} is not in the plate's cell table")
-    return merged["infection_state"].to_numpy(dtype=str)
-
-
-def _probe_accuracy(x: np.ndarray, labels: np.ndarray, fovs: np.ndarray, seed: int) -> float:
-    """Train a logistic-regression probe on half of the held-out FOVs, score the rest.
-
-    FOVs are split within each well so both conditions appear on both sides.
-    """
-    from viscy_utils.evaluation import build_linear_classifier
-
-    wells = np.array([f.rsplit("/", 1)[0] for f in fovs])
-    test = np.zeros(len(fovs), dtype=bool)
-    for well in np.unique(wells):
-        well_fovs = sorted(set(fovs[wells == well]))
-        if len(well_fovs) > 1:
-            test |= np.isin(fovs, well_fovs[len(well_fovs) // 2 :])
-    if not test.any() or test.all():  # one FOV per well: split cells by track instead
-        test = np.arange(len(fovs)) % 2 == 1
-    probe = build_linear_classifier(seed=seed)
-    probe.fit(x[~test], labels[~test])
-    return float(np.mean(probe.predict(x[test]) == labels[test]))
-
-
-def _embed(module, dataset, batch_size: int, out_path: Path, progress: bool) -> pd.DataFrame:
-    """Predict embeddings with a Lightning Trainer and write them with EmbeddingWriter."""
-    from lightning.pytorch import Trainer
-    from torch.utils.data import DataLoader
-
-    from viscy_utils.callbacks import EmbeddingWriter
-
-    writer = EmbeddingWriter(output_path=out_path)
-    trainer = Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        callbacks=[writer],
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-    )
-    module.eval()
-    trainer.predict(module, DataLoader(dataset, batch_size=batch_size), return_predictions=False)
-    import anndata
-
-    return anndata.read_zarr(out_path)
-
-
-def _save_triplet_figure(grid: np.ndarray, channels: tuple[str, ...], path: Path) -> None:
-    from matplotlib.figure import Figure
-
-    height, width = grid.shape[:2]
-    fig = Figure(figsize=(width / 40 + 0.5, height / 40 + 0.8), dpi=100)
-    ax = fig.add_subplot()
-    ax.imshow(grid, interpolation="nearest")
-    ax.set_axis_off()
-    ax.set_title(
-        f"anchor | positive (same cell, t+1) | negative\n(each: {', '.join(channels)})",
-        fontsize="small",
-    )
-    fig.savefig(path, format="png", bbox_inches="tight")
-
-
-def _evaluate(adata, cells: pd.DataFrame, seed: int) -> dict[str, float]:
-    from viscy_utils.evaluation import temporal_smoothness
-
-    obs = adata.obs.reset_index(drop=True)
-    x = np.asarray(adata.X, dtype=np.float32)
-    fovs = obs["fov_name"].astype(str).str.strip("/").to_numpy()
-    labels = _label(obs, cells)
-    smooth = temporal_smoothness(
-        x, (obs["fov_name"].astype(str) + "/" + obs["track_id"].astype(str)).to_numpy(), obs["t"]
-    )
-    return {
-        "probe_accuracy": _probe_accuracy(x, labels, fovs, seed),
-        "temporal_smoothness": smooth.ratio,
-        "adjacent_distance": smooth.adjacent_distance,
-        "random_distance": smooth.random_distance,
+def _transforms(keys: list[str], augment: bool) -> dict:
+    """The ``normalizations`` / ``augmentations`` sections of the configs."""
+    sections = {
+        "normalizations": [
+            {
+                "class_path": "viscy_transforms.NormalizeSampled",
+                "init_args": {
+                    "keys": keys,
+                    "level": "fov_statistics",
+                    "subtrahend": "mean",
+                    "divisor": "std",
+                },
+            }
+        ]
     }
+    if augment:
+        sections["augmentations"] = [
+            {
+                "class_path": "viscy_transforms.BatchedRandAffined",
+                "init_args": {
+                    "keys": keys,
+                    "prob": 0.8,
+                    "rotate_range": [3.14, 0.0, 0.0],
+                    "scale_range": [[0.9, 1.1], [0.9, 1.1], [0.9, 1.1]],
+                },
+            },
+            {
+                "class_path": "viscy_transforms.BatchedRandFlipd",
+                "init_args": {"keys": keys, "spatial_axes": [1, 2], "prob": 0.5},
+            },
+            {
+                "class_path": "viscy_transforms.BatchedRandScaleIntensityd",
+                "init_args": {"keys": keys, "factors": 0.3, "prob": 0.8},
+            },
+            {
+                "class_path": "viscy_transforms.BatchedRandGaussianNoised",
+                "init_args": {"keys": keys, "prob": 0.5, "mean": 0.0, "std": 0.1},
+            },
+        ]
+    return sections
+
+
+def _model(config: DemoConfig) -> dict:
+    return {
+        "class_path": "dynaclr.engine.ContrastiveModule",
+        "init_args": {
+            "encoder": {
+                "class_path": "dynaclr.tiny_encoder.TinyEncoder",
+                "init_args": {
+                    "in_channels": len(_CHANNELS),
+                    "in_stack_depth": config.z_slices,
+                    "width": config.width,
+                    "embedding_dim": config.embedding_dim,
+                    "projection_dim": config.projection_dim,
+                },
+            },
+            "loss_function": {
+                "class_path": "viscy_models.contrastive.loss.NTXentHCL",
+                "init_args": {"temperature": config.temperature, "beta": config.beta},
+            },
+            "lr": config.lr,
+            "schedule": "WarmupCosine",
+            "warmup_epochs": 1,
+            "log_batches_per_epoch": 1,
+            "log_samples_per_batch": 4,
+            "log_images_every_n_epochs": max(1, config.epochs // 2),
+        },
+    }
+
+
+def _data(config: DemoConfig, out: Path, fit: bool, train_fovs, held_out_fovs, cells) -> dict:
+    keys = list(_CHANNELS)
+    init = {
+        "data_path": str(out / "plate.zarr"),
+        "tracks_path": str(out / "tracks"),
+        "source_channel": keys,
+        "z_range": [0, config.z_slices],
+        "initial_yx_patch_size": [config.initial_patch_size if fit else config.patch_size] * 2,
+        "final_yx_patch_size": [config.patch_size] * 2,
+        "batch_size": config.batch_size if fit else 128,
+        "num_workers": config.num_workers,
+        "seed": config.seed,
+        **_transforms(keys, augment=fit),
+    }
+    if fit:
+        init.update(
+            split_ratio=0.8,
+            time_interval=1,
+            return_negative=False,  # NT-Xent: the other cells of the batch are negatives
+            fit_exclude_fovs=list(held_out_fovs),
+        )
+    else:
+        tracks = cells[cells["fov_name"].isin(held_out_fovs)][["fov_name", "track_id"]]
+        tracks = tracks.drop_duplicates().sort_values(["fov_name", "track_id"])
+        init.update(
+            predict_cells=True,
+            include_fov_names=tracks["fov_name"].tolist(),
+            include_track_ids=[int(i) for i in tracks["track_id"]],
+        )
+    return {"class_path": "viscy_data.triplet.TripletDataModule", "init_args": init}
+
+
+def write_configs(
+    config: DemoConfig, out: Path, train_fovs, held_out_fovs, cells: pd.DataFrame
+) -> tuple[Path, Path]:
+    """Write ``out/fit.yml`` and ``out/predict.yml`` (both run with the ``dynaclr`` CLI)."""
+    import yaml
+
+    progress = {"enable_progress_bar": True}
+    fit = {
+        "seed_everything": config.seed,
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "precision": "32-true",
+            "max_epochs": config.epochs,
+            "log_every_n_steps": 5,
+            "enable_model_summary": False,
+            **progress,
+            "logger": {
+                "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                "init_args": {"save_dir": str(out), "name": "logs"},
+            },
+            "callbacks": [
+                {
+                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "init_args": {"dirpath": str(out / "checkpoints"), "save_last": True},
+                }
+            ],
+        },
+        "model": _model(config),
+        "data": _data(config, out, True, train_fovs, held_out_fovs, cells),
+    }
+    predict = {
+        "seed_everything": config.seed,
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "precision": "32-true",
+            "logger": False,
+            "default_root_dir": str(out / "predict"),  # the CLI saves the parsed config here
+            "enable_model_summary": False,
+            **progress,
+            "callbacks": [
+                {
+                    "class_path": "viscy_utils.callbacks.embedding_writer.EmbeddingWriter",
+                    "init_args": {
+                        "output_path": str(out / "embeddings_trained.zarr"),
+                        "embedding_key": "features",
+                    },
+                }
+            ],
+        },
+        "model": _model(config),
+        "data": _data(config, out, False, train_fovs, held_out_fovs, cells),
+        "return_predictions": False,
+        "ckpt_path": str(out / "checkpoints" / "last.ckpt"),
+    }
+    header = (
+        "# Written by `dynaclr demo`; run it with `dynaclr {} -c {}`.\n"
+        "# It is an ordinary DynaCLR config: copy it and point data_path/tracks_path at your "
+        "plate.\n"
+    )
+    paths = []
+    for name, content in (("fit", fit), ("predict", predict)):
+        path = out / f"{name}.yml"
+        text = header.format(name, path) + yaml.safe_dump(content, sort_keys=False)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def _write_untrained_override(out: Path, output_path: Path) -> Path:
+    """``predict_untrained.yml``: laid over predict.yml, it embeds with the initial weights."""
+    import yaml
+
+    override = {
+        "trainer": {
+            "callbacks": [
+                {
+                    "class_path": "viscy_utils.callbacks.embedding_writer.EmbeddingWriter",
+                    "init_args": {"output_path": str(output_path), "embedding_key": "features"},
+                }
+            ]
+        },
+        "ckpt_path": None,
+    }
+    path = out / "predict_untrained.yml"
+    path.write_text(
+        "# `dynaclr predict -c predict.yml -c predict_untrained.yml`: the same encoder before\n"
+        "# training (same seed, no checkpoint), the baseline of the demo's table.\n"
+        + yaml.safe_dump(override, sort_keys=False)
+    )
+    return path
 
 
 @contextlib.contextmanager
@@ -234,6 +345,7 @@ def _quiet_lightning():
             ".*does not have many workers.*",
             ".*zarr v2.*",
             ".*Transforming to str index.*",
+            ".*n_jobs value.*",
         ):
             warnings.filterwarnings("ignore", message=message)
         try:
@@ -251,136 +363,145 @@ def run_demo(
 ) -> DemoResult:
     """Run the demo end to end and return its metrics; see the module docstring."""
     with _quiet_lightning():
-        return _run_demo(Path(out), config or DemoConfig(), overwrite, progress)
+        return _run_demo(Path(out).resolve(), config or DemoConfig(), overwrite, progress)
+
+
+def _cli(args: list[str]) -> None:
+    from dynaclr.cli import main as dynaclr_main
+
+    rc = dynaclr_main(args)
+    if rc:
+        raise RuntimeError(f"`dynaclr {' '.join(args)}` exited with {rc}")
 
 
 def _run_demo(out: Path, config: DemoConfig, overwrite: bool, progress: bool) -> DemoResult:
     start = time.perf_counter()
     _prepare_out(out, overwrite)
-
-    import torch
-    from lightning.pytorch import Trainer, seed_everything
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import TensorBoardLogger
-    from torch.utils.data import DataLoader
-
-    from dynaclr._demo_data import CellCropDataset, TemporalTripletDataset, load_cell_crops
-    from dynaclr.engine import ContrastiveModule, render_triplet_grid
-    from dynaclr.tiny_encoder import TinyEncoder
     from viscy_data.synthetic import write_synthetic_plate
-    from viscy_models.contrastive.loss import NTXentHCL
-    from viscy_utils.evaluation import compute_pca, plot_embedding
 
-    channels = ("Phase3D", "GFP")
-    onset = config.infection_onset
-    if onset is None:
-        onset = config.timepoints // 3
-    print(f"[1/5] writing a synthetic plate to {out / 'plate.zarr'}")
+    onset = config.timepoints // 3 if config.infection_onset is None else config.infection_onset
+    print(f"[1/5] writing a synthetic plate to {out / 'plate.zarr'} ({config.phenotype})")
     plate = write_synthetic_plate(
         out / "plate.zarr",
         shape=(
             config.timepoints,
-            len(channels),
+            len(_CHANNELS),
             config.z_slices,
             config.image_size,
             config.image_size,
         ),
-        channel_names=channels,
+        channel_names=_CHANNELS,
         wells=config.wells,
         fovs_per_well=config.fovs_per_well,
         seed=config.seed,
         tracks_path=out / "tracks",
         cells_per_fov=config.cells_per_fov,
         infection_onset=onset,
+        phenotype=config.phenotype,
     )
-    train_fovs, held_out_fovs = _split_fovs(list(plate.fov_names))
-    crops, cells = load_cell_crops(plate.path, plate.cells, config.crop_size, progress=progress)
-    is_train = cells["fov_name"].isin(train_fovs).to_numpy()
+    train_fovs, held_out = _split_fovs(list(plate.fov_names), config.held_out_fovs_per_well)
+    fit_yml, predict_yml = write_configs(config, out, train_fovs, held_out, plate.cells)
+    no_bar = [] if progress else ["--trainer.enable_progress_bar", "false"]
 
-    print(f"[2/5] training TinyEncoder with NTXentHCL on {len(train_fovs)} FOVs")
-    seed_everything(config.seed, workers=True, verbose=False)
-    encoder = TinyEncoder(
-        in_channels=len(channels),
-        in_stack_depth=config.z_slices,
-        width=config.width,
-        embedding_dim=config.embedding_dim,
-        projection_dim=config.projection_dim,
-    )
-    untrained = copy.deepcopy(encoder)
-    train_set = TemporalTripletDataset(
-        crops[is_train], cells[is_train], config.patch_size, augment=True, seed=config.seed
-    )
-    module = ContrastiveModule(
-        encoder,
-        NTXentHCL(temperature=config.temperature, beta=config.beta),
-        lr=config.lr,
-        schedule="WarmupCosine",
-        warmup_epochs=1,
-        log_images_every_n_epochs=max(1, config.epochs // 2),
-        log_batches_per_epoch=2,
-        log_samples_per_batch=4,
-    )
-    trainer = Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_epochs=config.epochs,
-        logger=TensorBoardLogger(out, name="logs"),
-        callbacks=[ModelCheckpoint(dirpath=out / "checkpoints", save_last=True)],
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        log_every_n_steps=5,
-        limit_val_batches=0,
-    )
-    loader = DataLoader(
-        train_set,
-        batch_size=min(config.batch_size, len(train_set)),
-        shuffle=True,
-        drop_last=True,
-        generator=torch.Generator().manual_seed(config.seed),
-    )
-    trainer.fit(module, loader)
+    print(f"[2/5] dynaclr fit -c {fit_yml}  ({len(train_fovs)} FOVs, {config.epochs} epochs)")
+    _cli(["fit", "-c", str(fit_yml), *no_bar])
 
-    print(f"[3/5] embedding {int((~is_train).sum())} cells of {len(held_out_fovs)} held-out FOVs")
-    predict_set = CellCropDataset(crops[~is_train], cells[~is_train], config.patch_size)
     embeddings = {
-        "trained": _embed(module, predict_set, 128, out / "embeddings_trained.zarr", progress),
-        "untrained": _embed(
-            ContrastiveModule(untrained),
-            predict_set,
-            128,
-            out / "embeddings_untrained.zarr",
-            progress,
-        ),
+        "trained": out / "embeddings_trained.zarr",
+        "untrained": out / "embeddings_untrained.zarr",
     }
+    print(f"[3/5] dynaclr predict -c {predict_yml}  ({len(held_out)} held-out FOVs)")
+    _cli(["predict", "-c", str(predict_yml), *no_bar])
+    untrained_yml = _write_untrained_override(out, embeddings["untrained"])
+    _cli(["predict", "-c", str(predict_yml), "-c", str(untrained_yml), *no_bar])
 
-    print("[4/5] linear probe of the condition and temporal smoothness")
-    metrics = {name: _evaluate(adata, cells, config.seed) for name, adata in embeddings.items()}
-
-    print("[5/5] figures")
-    trained = embeddings["trained"]
-    coords, variance = compute_pca(np.asarray(trained.X, dtype=np.float32), n_components=2)
-    pca_png = out / "pca_condition.png"
-    plot_embedding(
-        coords,
-        labels=_label(trained.obs.reset_index(drop=True), cells),
-        output_path=pca_png,
-        title=f"Held-out cells, trained encoder (PC1+PC2: {variance.sum():.0%} of variance)",
-        axis_prefix="PC",
+    print("[4/5] dynaclr annotate, reduce, evaluate")
+    conditions = out / "tracks" / "cell_conditions.csv"
+    for path in embeddings.values():
+        _cli(["annotate", str(path), str(conditions)])
+    for path in embeddings.values():
+        _cli(["reduce", str(path), "--method", "pca"])
+    report_dir = out / "evaluation"
+    _cli(
+        [
+            "evaluate",
+            str(embeddings["untrained"]),
+            str(embeddings["trained"]),
+            "--name",
+            "untrained",
+            "--name",
+            "trained",
+            "--label",
+            "infection_state",
+            "--condition",
+            "condition",
+            "--group-by",
+            "fov",
+            "--out",
+            str(report_dir),
+            "--seed",
+            str(config.seed),
+        ]
     )
-    batch = next(iter(DataLoader(train_set, batch_size=8, shuffle=True)))
-    grid_png = out / "triplets.png"
-    _save_triplet_figure(render_triplet_grid(batch, max_samples=8), channels, grid_png)
+    evaluation = json.loads((report_dir / "metrics.json").read_text())
 
+    print("[5/5] dynaclr plot")
+    figures = out / "figures"
+    _cli(
+        [
+            "plot",
+            "scatter",
+            str(embeddings["trained"]),
+            str(embeddings["untrained"]),
+            "--color-by",
+            "infection_state",
+            "--out",
+            str(figures),
+        ]
+    )
+    gallery = figures / "gallery_trained.png"
+    _cli(
+        [
+            "plot",
+            "gallery",
+            str(embeddings["trained"]),
+            "--plate",
+            str(plate.path),
+            "--out",
+            str(gallery),
+            "-k",
+            "4",
+            "--per-cluster",
+            "6",
+        ]
+    )
+
+    metrics = {}
+    for name, m in evaluation["models"].items():
+        probe = m["probe"]["infection_state"]
+        metrics[name] = {
+            "probe_accuracy": probe["accuracy"],
+            "probe_balanced_accuracy": probe["balanced_accuracy"],
+            "knn_accuracy": m["knn"]["infection_state"],
+            "temporal_smoothness": m["temporal_smoothness"]["ratio"],
+            "n_cells": m["n_cells"],
+        }
+        for pair, test in m["mmd"].items():
+            metrics[name]["mmd2"] = test["mmd2"]
+            metrics[name]["mmd_p_value"] = test["p_value"]
+            metrics[name]["mmd_pair"] = pair
     result = DemoResult(
         metrics=metrics,
         files={
             "plate": str(plate.path),
             "tracks": str(plate.tracks_path),
+            "fit_config": str(fit_yml),
+            "predict_config": str(predict_yml),
             "checkpoint": str(out / "checkpoints" / "last.ckpt"),
-            "embeddings_trained": str(out / "embeddings_trained.zarr"),
-            "embeddings_untrained": str(out / "embeddings_untrained.zarr"),
-            "pca_png": str(pca_png),
-            "triplet_png": str(grid_png),
+            "embeddings_trained": str(embeddings["trained"]),
+            "embeddings_untrained": str(embeddings["untrained"]),
+            "report": str(report_dir / "report.md"),
+            "figures": str(figures),
         },
         wall_time_s=time.perf_counter() - start,
         config=asdict(config),
@@ -395,7 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``dynaclr demo``."""
     parser = argparse.ArgumentParser(
         prog="dynaclr demo",
-        description="Train and evaluate DynaCLR on a synthetic plate, on CPU, in a few minutes.",
+        description="Train and evaluate DynaCLR on a synthetic plate with the product's own "
+        "configs and commands, on CPU, in a few minutes.",
     )
     parser.add_argument("--out", default="demo_output", help="output folder (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs")

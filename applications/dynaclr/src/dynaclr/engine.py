@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
+from dynaclr._logging import log_loss
+
 __all__ = ["ContrastiveModule", "render_triplet_grid"]
 
 _TRIPLET_LOSSES = (nn.TripletMarginLoss, nn.TripletMarginWithDistanceLoss)
@@ -140,6 +142,9 @@ class ContrastiveModule(LightningModule):
         Shape of a dummy input used by Lightning's model summary; None skips it.
     """
 
+    #: names of the ONNX graph's outputs (``dynaclr export``)
+    onnx_output_names = ("features", "projections")
+
     def __init__(
         self,
         encoder: nn.Module,
@@ -204,15 +209,7 @@ class ContrastiveModule(LightningModule):
             anchor_proj, positive_proj, negative_proj = projections.chunk(3)
             loss = self.loss_function(anchor_proj, positive_proj, negative_proj)
         self._log_similarities(anchor_proj, positive_proj, negative_proj, stage)
-        self.log(
-            f"loss/{stage}",
-            loss.to(torch.float32),
-            on_step=stage == "train",
-            on_epoch=True,
-            prog_bar=True,
-            sync_dist=stage != "train",
-            batch_size=anchor.shape[0],
-        )
+        log_loss(self, loss, stage, anchor.shape[0])
         return loss
 
     @torch.no_grad()

@@ -7,7 +7,9 @@ condition wells, and adds the columns the sampler and dataset need:
   (categoricals), ``hours_post_infection``, ``global_track_id`` (``"<exp>/<fov>/<track>"``),
   ``lineage_id`` (the global id of the track's root ancestor);
 * ``y_origin``, ``x_origin``: the top-left corner of the cell's patch, clamped so the whole
-  patch lies inside the image (border cells are kept, CELL-03);
+  patch lies inside the image (border cells are kept, CELL-03); tracks are read and
+  validated by :func:`viscy_data.read_tracks_csv` (one CSV per FOV; a centroid or frame
+  outside the image is an error naming the file and line, centroids are rounded half up);
 * ``valid_anchors``: the rows that have a positive for some offset in ``tau_range``,
   in the same track or in a descendant track after division (CELL-04).
 
@@ -19,13 +21,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from dynaclr.experiment import ExperimentRegistry
 from dynaclr.tau_sampling import tau_probabilities, tau_range_frames
+from viscy_data import find_tracks_csv, patch_starts, read_tracks_csv, validate_tracks
 
 __all__ = ["MultiExperimentIndex"]
 
@@ -40,20 +42,37 @@ def _key(track_code: np.ndarray, t: np.ndarray) -> np.ndarray:
     return (track_code.astype(np.int64) << _T_BITS) | t.astype(np.int64)
 
 
-def read_fov_tracks(tracks_root: str | Path, fov_name: str) -> pd.DataFrame:
-    """Read and concatenate the tracks CSV(s) of one FOV (``<root>/<fov_name>/*.csv``)."""
-    fov_dir = Path(tracks_root) / fov_name
-    files = sorted(fov_dir.glob("*.csv"))
-    if not files:
-        raise ValueError(f"FOV {fov_name!r}: no tracks CSV in {fov_dir}")
-    frames = []
-    for file in files:
-        df = pd.read_csv(file)
-        missing = [c for c in _REQUIRED_TRACK_COLUMNS if c not in df.columns]
-        if missing:
-            raise ValueError(f"tracks file {file} lacks column(s) {missing}")
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+def _validate_condition_tracks(
+    registry: ExperimentRegistry,
+    tracks: pd.DataFrame,
+    image_shapes: Mapping[tuple[str, str], tuple[int, ...]],
+) -> pd.DataFrame:
+    """Validate the rows of every condition-well FOV with :func:`viscy_data.validate_tracks`.
+
+    Rows of other wells, of unknown experiments or of FOVs without a shape are left as they
+    are (dropped or reported by the index build).
+    """
+    for col in ("experiment", "fov_name"):
+        if col not in tracks.columns:
+            raise ValueError(f"tracks table lacks column {col!r}")
+    names = set(registry.names)
+    parts = []
+    for (exp, fov), rows in tracks.groupby(["experiment", "fov_name"], sort=False, observed=True):
+        exp, fov = str(exp), str(fov).strip("/")
+        shape = image_shapes.get((exp, fov))
+        well = fov.rsplit("/", 1)[0]
+        if exp not in names or shape is None or well not in registry[exp].well_conditions:
+            parts.append(rows)
+            continue
+        table = validate_tracks(
+            rows.drop(columns=["experiment"]).reset_index(drop=True),
+            f"Tracks of experiment '{exp}' FOV '{fov}'",
+            fov,
+            shape,
+            keep_extra_columns=True,
+        )
+        parts.append(table.assign(experiment=exp))
+    return pd.concat(parts, ignore_index=True) if parts else tracks
 
 
 class MultiExperimentIndex:
@@ -99,10 +118,15 @@ class MultiExperimentIndex:
                         continue
                     if include is not None and well not in include:
                         continue
-                    shapes[(exp.name, fov_name)] = tuple(int(s) for s in position["0"].shape)
-                    df = read_fov_tracks(exp.tracks_path, fov_name)
+                    shape = tuple(int(s) for s in position["0"].shape)
+                    shapes[(exp.name, fov_name)] = shape
+                    df = read_tracks_csv(
+                        find_tracks_csv(exp.tracks_path, fov_name),
+                        fov_name,
+                        shape,
+                        keep_extra_columns=True,
+                    )
                     df["experiment"] = exp.name
-                    df["fov_name"] = fov_name
                     tables.append(df)
         if not tables:
             raise ValueError(
@@ -115,6 +139,7 @@ class MultiExperimentIndex:
             yx_patch_size,
             tau_range_hours,
             tau_decay_rate,
+            validated=True,
         )
 
     @classmethod
@@ -137,6 +162,13 @@ class MultiExperimentIndex:
             optional). Rows of FOVs outside the condition wells are dropped.
         image_shapes : Mapping[tuple[str, str], tuple[int, ...]]
             ``(experiment, fov_name) -> (T, C, Z, Y, X)`` of each FOV's image.
+
+        Raises
+        ------
+        ValueError
+            As :func:`viscy_data.validate_tracks` for rows of condition wells (missing
+            column, non-integer ids, ``t`` or centroid outside the image, duplicate rows),
+            naming the experiment and FOV.
         """
         self = cls.__new__(cls)
         self._build(registry, tracks, image_shapes, yx_patch_size, tau_range_hours, tau_decay_rate)
@@ -151,7 +183,10 @@ class MultiExperimentIndex:
         yx_patch_size: tuple[int, int],
         tau_range_hours: tuple[float, float],
         tau_decay_rate: float,
+        validated: bool = False,
     ) -> None:
+        if not validated:
+            tracks = _validate_condition_tracks(registry, tracks, image_shapes)
         self.registry = registry
         self.yx_patch_size = (int(yx_patch_size[0]), int(yx_patch_size[1]))
         self.tau_range_hours = (float(tau_range_hours[0]), float(tau_range_hours[1]))
@@ -225,33 +260,18 @@ class MultiExperimentIndex:
         fov_tau_lo = np.array([lo for lo, _ in tau_frames], dtype=np.int64)
         fov_tau_hi = np.array([hi for _, hi in tau_frames], dtype=np.int64)
 
-        # keep rows of condition wells whose centroid and frame lie inside the image
-        in_condition = np.array([c is not None for c in fov_cond])[fov_codes]
+        # keep rows of condition wells (validated: centroids and frames lie inside the image)
+        keep = np.array([c is not None for c in fov_cond])[fov_codes]
         row_shape = shape[fov_codes]
-        y = cols["y"].astype(np.float64, copy=False)
-        x = cols["x"].astype(np.float64, copy=False)
-        t = cols["t"]
-        inside = (
-            (y >= 0)
-            & (y < row_shape[:, 3])
-            & (x >= 0)
-            & (x < row_shape[:, 4])
-            & (t >= 0)
-            & (t < row_shape[:, 0])
-        )
-        dropped = int((in_condition & ~inside).sum())
-        if dropped:
-            _log.warning(
-                "dropped %d cell-timepoints with centroid or frame outside the image", dropped
-            )
-        keep = in_condition & inside
         df = pd.DataFrame({c: v[keep] for c, v in cols.items()})
         for col in extra:
             df[col] = tracks[col].to_numpy()[keep]
         fov_codes = fov_codes[keep]
         row_shape = row_shape[keep]
         if len(df) == 0:
-            raise ValueError("no cell-timepoint left in the condition wells inside the images")
+            raise ValueError("no cell-timepoint in the condition wells")
+        for col in ("z", "y", "x"):  # pixels (validated rows are integers already)
+            df[col] = df[col].astype(np.int64, copy=False)
 
         def categorical(values: np.ndarray) -> pd.Categorical:
             cats, inv = np.unique(values.astype(str), return_inverse=True)
@@ -265,13 +285,8 @@ class MultiExperimentIndex:
         df["hours_post_infection"] = (
             fov_start[fov_codes] + df["t"].to_numpy() * fov_interval[fov_codes] / 60.0
         )
-        half_h, half_w = ph // 2, pw // 2
-        df["y_origin"] = np.clip(
-            np.rint(df["y"].to_numpy()) - half_h, 0, row_shape[:, 3] - ph
-        ).astype(np.int64)
-        df["x_origin"] = np.clip(
-            np.rint(df["x"].to_numpy()) - half_w, 0, row_shape[:, 4] - pw
-        ).astype(np.int64)
+        df["y_origin"] = patch_starts(df["y"].to_numpy(), ph, row_shape[:, 3])
+        df["x_origin"] = patch_starts(df["x"].to_numpy(), pw, row_shape[:, 4])
 
         # tracks: one code per (FOV, track_id); parent code through the same FOV
         track_ids = df["track_id"].to_numpy()

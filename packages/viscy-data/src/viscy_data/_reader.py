@@ -104,12 +104,45 @@ class PatchBox:
         )
 
 
+class PatchReadError(OSError):
+    """Reading a box failed (e.g. a damaged chunk file).
+
+    The message names the FOV, timepoint, channels, region and the chunk file(s) the box
+    touches; the original error is chained as ``__cause__``. Missing chunk files are not an
+    error: they read as the array's fill value, as the zarr specification says.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class _ArrayInfo:
     path: str  # filesystem path of the array
     shape: tuple[int, int, int, int, int]
     dtype: np.dtype
     zarr_format: int
+    file_chunks: tuple[int, ...] = ()  # shape of the data in one file (chunk, or shard)
+    key_prefix: str = ""  # "c/" for zarr v3 default chunk keys
+    key_separator: str = "."
+
+    def chunk_file(self, index: Sequence[int]) -> str:
+        """Path of the file holding chunk (or shard) grid ``index`` (T, C, Z, Y, X)."""
+        key = self.key_separator.join(str(int(i)) for i in index)
+        return str(Path(self.path) / f"{self.key_prefix}{key}")
+
+
+def _file_layout(array_path: Path, zarr_format: int) -> tuple[tuple[int, ...], str, str]:
+    """``(file chunk shape, key prefix, separator)`` from an array's zarr metadata."""
+    import json
+
+    if zarr_format == 3:
+        meta = json.loads((array_path / "zarr.json").read_text())
+        shape = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
+        encoding = meta.get("chunk_key_encoding", {})
+        separator = encoding.get("configuration", {}).get("separator")
+        if encoding.get("name", "default") == "v2":
+            return shape, "", separator or "."
+        return shape, "c" + (separator or "/"), separator or "/"
+    meta = json.loads((array_path / ".zarray").read_text())
+    return tuple(meta["chunks"]), "", meta.get("dimension_separator") or "."
 
 
 def _open_ome_zarr(store_path: Path) -> Any:
@@ -210,11 +243,19 @@ class PatchReader:
                     if name
                     else (self.store_path / self.array_key)
                 )
+                zarr_format = int(arr.metadata.zarr_format)
+                try:
+                    layout = _file_layout(path, zarr_format)
+                except (OSError, KeyError, ValueError):
+                    layout = (tuple(int(c) for c in arr.chunks), "", ".")
                 self._infos[name] = _ArrayInfo(
                     path=str(path),
                     shape=tuple(int(s) for s in arr.shape),
                     dtype=np.dtype(arr.dtype),
-                    zarr_format=int(arr.metadata.zarr_format),
+                    zarr_format=zarr_format,
+                    file_chunks=tuple(int(c) for c in layout[0]),
+                    key_prefix=layout[1],
+                    key_separator=layout[2],
                 )
         finally:
             node.close()
@@ -282,6 +323,19 @@ class PatchReader:
         return array
 
     def _open_array(self, info: _ArrayInfo) -> Any:
+        if self.backend == "tensorstore" and any(pid != os.getpid() for pid in _TS_USED_IN):
+            # forked from a process that ran tensorstore: its thread pools did not survive the
+            # fork and using it here would abort the process (a worker dying with no message)
+            import warnings
+
+            warnings.warn(
+                f"process forked after tensorstore was used: reading {self.store_path} with "
+                "zarr-python in this process. Use the 'spawn' start method, or read no data "
+                "before the workers start, to keep tensorstore.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            self.backend = "zarr"
         if self.backend == "tensorstore":
             import tensorstore as ts
 
@@ -320,6 +374,31 @@ class PatchReader:
 
     # ---------------------------------------------------------------- reads
 
+    def chunk_files(self, box: PatchBox) -> list[str]:
+        """The chunk (or shard) files a box touches, existing or not."""
+        import itertools
+
+        info = self._info(box.position)
+        grid = info.file_chunks or info.shape
+        ranges = [range(box.t // grid[0], box.t // grid[0] + 1)]
+        ranges.append(sorted({c // grid[1] for c in box.channels}))
+        for (start, stop), size in zip((box.z, box.y, box.x), grid[2:], strict=True):
+            ranges.append(range(start // size, (stop - 1) // size + 1))
+        return [info.chunk_file(index) for index in itertools.product(*ranges)]
+
+    def _read_error(self, box: PatchBox, err: BaseException) -> PatchReadError:
+        names = [
+            self._channel_names[c] if c < len(self._channel_names) else str(c) for c in box.channels
+        ]
+        files = self.chunk_files(box)
+        present = [f for f in files if os.path.exists(f)]
+        shown = ", ".join(present[:4] or files[:4]) + (" ..." if len(files) > 4 else "")
+        return PatchReadError(
+            f"Cannot read FOV '{box.position}' t={box.t} channel(s) {names} "
+            f"z={list(box.z)} y={list(box.y)} x={list(box.x)} of '{self.store_path}' "
+            f"(chunk file(s): {shown}): {type(err).__name__}: {err}"
+        )
+
     def _check_box(self, box: PatchBox) -> None:
         t_size, c_size, z_size, y_size, x_size = self._info(box.position).shape
         where = f"position '{box.position}' of '{self.store_path}'"
@@ -357,6 +436,12 @@ class PatchReader:
             return np.asarray(array[(box.t, channel, *region)])
         return np.stack([np.asarray(array[(box.t, c, *region)]) for c in box.channels])
 
+    def _read_one_zarr_checked(self, box: PatchBox) -> np.ndarray:
+        try:
+            return self._read_one_zarr(box)
+        except Exception as err:
+            raise self._read_error(box, err) from err
+
     def read_patches(self, boxes: Sequence[PatchBox], out: np.ndarray | None = None) -> np.ndarray:
         """Read many boxes in one batched call.
 
@@ -365,19 +450,27 @@ class PatchReader:
         boxes : Sequence[PatchBox]
             Boxes of identical size (channels count and Z/Y/X extents).
         out : np.ndarray, optional
-            Array of shape (N, C, Z, Y, X) to read into (e.g. a view of shared memory);
-            values are cast to its dtype.
+            Array of shape (N, C, Z, Y, X) to read into (e.g. a view of shared memory or a
+            recycled batch buffer); values are cast to its dtype.
 
         Returns
         -------
         np.ndarray
-            Array of shape (N, C, Z, Y, X) in the store's data type.
+            Array of shape (N, C, Z, Y, X) in the store's data type, box ``i`` at row ``i``.
+
+        Notes
+        -----
+        Each distinct box is read once, straight into its first row of the output; rows of
+        repeated boxes are then copied from it (no intermediate array, no gather copy).
 
         Raises
         ------
         ValueError
             If the boxes differ in size, or a box lies outside its array (the message names
             the position and the axis).
+        PatchReadError
+            If the data of a box cannot be read or decoded (naming the FOV, timepoint,
+            channels and chunk files). Missing chunk files read as the fill value.
         """
         if len(boxes) == 0:
             raise ValueError("read_patches needs at least one box")
@@ -395,6 +488,29 @@ class PatchReader:
             out = np.empty((len(boxes), *size), dtype=dtype)
         elif out.shape != (len(boxes), *size):
             raise ValueError(f"out has shape {out.shape}, expected {(len(boxes), *size)}")
+        self._array(boxes[0].position)  # (re)opens handles: settles the backend after a fork
+        # each distinct box is read once, into the first row that asks for it
+        first: dict[PatchBox, int] = {}
+        repeats: list[tuple[int, int]] = []  # (row, row it copies)
+        for i, box in enumerate(boxes):
+            j = first.setdefault(box, i)
+            if j != i:
+                repeats.append((i, j))
+        if repeats:
+            rows = list(first.values())
+            self._read_rows_into([boxes[i] for i in rows], out, rows)
+            for i, j in repeats:
+                out[i] = out[j]
+        else:
+            self._read_rows_into(boxes, out, None)
+        return out
+
+    def _read_rows_into(
+        self, boxes: Sequence[PatchBox], out: np.ndarray, rows: list[int] | None
+    ) -> None:
+        """Read ``boxes[k]`` into ``out[rows[k]]`` (``out[k]`` when ``rows`` is None)."""
+        if rows is None:
+            rows = list(range(len(boxes)))
         if self.backend == "tensorstore":
             import tensorstore as ts
 
@@ -412,25 +528,30 @@ class PatchReader:
             if out.flags.c_contiguous and out.flags.writeable:
                 # tensorstore copies every box straight into `out` (one copy, no temporaries)
                 target = ts.array(out, copy=False, write=True)
-                futures = [target[i].write(src) for i, src in enumerate(sources)]
-                for future in futures:
-                    future.result()
+                futures = [target[i].write(src) for i, src in zip(rows, sources, strict=True)]
+                for k, future in enumerate(futures):
+                    try:
+                        future.result()
+                    except Exception as err:
+                        raise self._read_error(boxes[k], err) from err
             else:
                 reads = [src.read() for src in sources]
-                for i, future in enumerate(reads):
-                    out[i] = future.result()
-            return out
+                for k, (i, future) in enumerate(zip(rows, reads, strict=True)):
+                    try:
+                        out[i] = future.result()
+                    except Exception as err:
+                        raise self._read_error(boxes[k], err) from err
+            return
         if len(boxes) == 1:
-            out[0] = self._read_one_zarr(boxes[0])
-            return out
-        self._array(boxes[0].position)  # resets handles after a fork
+            out[rows[0]] = self._read_one_zarr_checked(boxes[0])
+            return
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
                 max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="patch-reader"
             )
-        for i, patch in enumerate(self._executor.map(self._read_one_zarr, boxes)):
+        patches = self._executor.map(self._read_one_zarr_checked, boxes)
+        for i, patch in zip(rows, patches, strict=True):
             out[i] = patch
-        return out
 
     def read_patch(self, box: PatchBox) -> np.ndarray:
         """Read one box; returns an array of shape (C, Z, Y, X)."""

@@ -75,11 +75,26 @@ def find_tracks_csv(tracks_root: str | Path, fov_name: str) -> Path:
     return csvs[0]
 
 
-def _bad_rows(mask: np.ndarray, limit: int = 5) -> str:
-    """CSV line numbers (header is line 1) of the first rows flagged in ``mask``."""
-    rows = np.flatnonzero(mask)[:limit] + 2
+def _bad_rows(
+    mask: np.ndarray, limit: int = 5, values: pd.Series | None = None, column: str = ""
+) -> str:
+    """CSV line numbers (header is line 1) of the first rows flagged in ``mask``.
+
+    With ``values`` each line is followed by the offending value, e.g. ``4 (t='abc')``.
+    """
+    flagged = np.flatnonzero(mask)[:limit]
     more = " ..." if mask.sum() > limit else ""
-    return ", ".join(str(r) for r in rows) + more
+    if values is None:
+        return ", ".join(str(r + 2) for r in flagged) + more
+    raw = values.to_numpy()
+    return ", ".join(f"{r + 2} ({column}={_show(raw[r])})" for r in flagged) + more
+
+
+def _show(value: object) -> str:
+    """A cell value as the user wrote it: ``'abc'``, ``7``, ``500.0``, ``<missing>``."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "<missing>"
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _integer_column(table: pd.DataFrame, column: str, source: str) -> np.ndarray:
@@ -88,13 +103,13 @@ def _integer_column(table: pd.DataFrame, column: str, source: str) -> np.ndarray
     if bad.any():
         raise ValueError(
             f"{source}: column '{column}' must hold integers, found missing or "
-            f"non-numeric values on line(s) {_bad_rows(bad)}"
+            f"non-numeric values on line(s) {_bad_rows(bad, values=table[column], column=column)}"
         )
     fractional = values != np.round(values)
     if fractional.any():
         raise ValueError(
             f"{source}: column '{column}' must hold integers, found fractional "
-            f"values on line(s) {_bad_rows(fractional)}"
+            f"values on line(s) {_bad_rows(fractional, values=table[column], column=column)}"
         )
     return values.astype(np.int64)
 
@@ -105,7 +120,7 @@ def _centroid_column(table: pd.DataFrame, column: str, source: str, extent: int)
     if bad.any():
         raise ValueError(
             f"{source}: column '{column}' must hold numbers, found missing or "
-            f"non-numeric values on line(s) {_bad_rows(bad)}"
+            f"non-numeric values on line(s) {_bad_rows(bad, values=table[column], column=column)}"
         )
     # round half up (not to even, not truncation): 10.5 -> 11, 10.49 -> 10
     rounded = np.floor(values + 0.5).astype(np.int64)
@@ -113,7 +128,8 @@ def _centroid_column(table: pd.DataFrame, column: str, source: str, extent: int)
     if outside.any():
         raise ValueError(
             f"{source}: centroid column '{column}' is outside the image "
-            f"(valid 0..{extent - 1}) on line(s) {_bad_rows(outside)}"
+            f"(valid 0..{extent - 1}) on line(s) "
+            f"{_bad_rows(outside, values=table[column], column=column)}"
         )
     return rounded
 
@@ -123,6 +139,7 @@ def read_tracks_csv(
     fov_name: str,
     image_shape: Sequence[int],
     require_all_columns: bool = False,
+    keep_extra_columns: bool = False,
 ) -> pd.DataFrame:
     """Read and validate the tracks CSV of one FOV.
 
@@ -137,6 +154,8 @@ def read_tracks_csv(
     require_all_columns : bool
         Also require the optional columns ``id, parent_track_id, parent_id, z`` (predict mode,
         where they are written out with the embeddings).
+    keep_extra_columns : bool
+        Keep the CSV's other columns (after the standard ones, values unchanged).
 
     Returns
     -------
@@ -159,7 +178,9 @@ def read_tracks_csv(
         raise
     except Exception as err:  # parser, encoding and empty-file errors alike
         raise ValueError(f"Cannot read tracks CSV {path} (FOV '{fov_name}'): {err}") from err
-    return validate_tracks(table, f"Tracks CSV {path}", fov_name, image_shape, require_all_columns)
+    return validate_tracks(
+        table, f"Tracks CSV {path}", fov_name, image_shape, require_all_columns, keep_extra_columns
+    )
 
 
 def validate_tracks(
@@ -168,6 +189,7 @@ def validate_tracks(
     fov_name: str,
     image_shape: Sequence[int],
     require_all_columns: bool = False,
+    keep_extra_columns: bool = False,
 ) -> pd.DataFrame:
     """Validate a tracks table of one FOV against its image (see :func:`read_tracks_csv`).
 
@@ -194,7 +216,7 @@ def validate_tracks(
     if beyond.any():
         raise ValueError(
             f"{source}: column 't' is beyond the image's {n_t} timepoints "
-            f"(valid 0..{n_t - 1}) on line(s) {_bad_rows(beyond)}"
+            f"(valid 0..{n_t - 1}) on line(s) {_bad_rows(beyond, values=table['t'], column='t')}"
         )
     for column, extent in zip(_CENTROID_COLUMNS, (n_z, n_y, n_x), strict=True):
         if column in table.columns:
@@ -202,11 +224,19 @@ def validate_tracks(
         else:
             out[column] = np.zeros(n, dtype=np.int64)
     tracks = pd.DataFrame(out)
+    if keep_extra_columns:
+        for column in table.columns:
+            if column not in tracks.columns:
+                tracks[column] = table[column].to_numpy()
     duplicated = tracks.duplicated(["track_id", "t"]).to_numpy()
     if duplicated.any():
+        rows = np.flatnonzero(duplicated)
+        listing = ", ".join(
+            f"{r + 2} (track_id={tracks['track_id'].iat[r]}, t={tracks['t'].iat[r]})"
+            for r in rows[:5]
+        ) + (" ..." if len(rows) > 5 else "")
         raise ValueError(
-            f"{source}: more than one row for the same (track_id, t) on line(s) "
-            f"{_bad_rows(duplicated)}"
+            f"{source}: more than one row for the same (track_id, t) on line(s) {listing}"
         )
     return tracks
 
@@ -227,13 +257,38 @@ def window_inside(centers: np.ndarray, size: int, extent: np.ndarray | int) -> n
     return (starts >= 0) & (starts + size <= np.asarray(extent, dtype=np.int64))
 
 
-def batch_rng(seed: int, indices: Sequence[int], salt: int = 0) -> np.random.Generator:
-    """A generator for one batch, derived from the dataset seed and the batch's indices.
+def batch_rng(
+    seed: int, indices: Sequence[int], salt: int = 0, epoch: int = 0
+) -> np.random.Generator:
+    """The random generator of one batch: the per-batch RNG strategy of the single-cell datasets.
 
-    Each batch gets its own generator, so batches drawn concurrently by several loader
-    threads share no state and the draws do not depend on thread scheduling.
+    The generator is derived from the dataset ``seed``, the batch's sample ``indices``, a
+    ``salt`` (to separate independent draws) and the ``epoch``; nothing else. So
+
+    * it is seedable and reproducible: the same batch gets the same draws;
+    * it is identical under ``fork`` and ``spawn`` and whichever worker (thread or process)
+      draws the batch, since no generator state lives in a process;
+    * different batches, hence different workers, get independent streams, and so do
+      different epochs (datasets take the epoch through ``set_epoch``).
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the dataset.
+    indices : sequence of int
+        Indices of the batch's samples, in the order the sampler gave them.
+    salt : int
+        Separates independent draws of the same batch.
+    epoch : int
+        Training epoch.
+
+    Returns
+    -------
+    np.random.Generator
     """
     entropy = [int(seed), int(salt), len(indices), *(int(i) for i in indices)]
+    if epoch:
+        entropy.append(int(epoch))
     return np.random.default_rng(np.random.SeedSequence(entropy))
 
 

@@ -29,6 +29,7 @@ from viscy_data._typing import (
     LABEL_INFECTION_STATE,
     ULTRACK_INDEX_COLUMNS,
 )
+from viscy_data.transfer import DeviceTransformMixin
 
 __all__ = ["ClassificationDataModule", "ClassificationDataset"]
 
@@ -224,8 +225,11 @@ class ClassificationDataset(Dataset):
         return self._sample(index, self.reader.read_patch(self._box(index)))
 
 
-class ClassificationDataModule(LightningDataModule):
+class ClassificationDataModule(DeviceTransformMixin, LightningDataModule):
     """Lightning DataModule of labeled cell patches.
+
+    Transforms run per patch in the loader (``train_transforms`` / ``val_transforms``);
+    there is no device transform, so batches reach the model as the loader made them.
 
     Parameters
     ----------

@@ -18,13 +18,11 @@ from monai.transforms import MapTransform
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from viscy_data._patch_ops import apply_channel_wise, center_crop_yx, thread_data_loader
 from viscy_data._tracks import batch_rng
-from viscy_data.hcs import HCSDataModule
+from viscy_data._triplet_base import TripletDataModuleBase, split_items
 
 __all__ = ["CellDivisionTripletDataModule", "CellDivisionTripletDataset"]
 
-_KEYS = ("anchor", "positive", "negative")
 SampleTransform = Callable[[dict[str, Tensor | dict]], dict[str, Tensor]]
 
 
@@ -102,6 +100,7 @@ class CellDivisionTripletDataset(Dataset):
         self.return_negative = return_negative and fit
         self.output_2d = output_2d
         self.seed = int(seed)
+        self.epoch = 0
         self._arrays: dict[int, np.ndarray] = {}
         lengths = []
         yx = None
@@ -155,6 +154,10 @@ class CellDivisionTripletDataset(Dataset):
             self._arrays[file] = array
         return array
 
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch that the negative draws depend on (see :func:`batch_rng`)."""
+        self.epoch = int(epoch)
+
     def __len__(self) -> int:
         return len(self._file)
 
@@ -179,7 +182,7 @@ class CellDivisionTripletDataset(Dataset):
         t_pos = t if self.time_interval == "any" else t + int(self.time_interval)
         sample["positive"] = self._frame(file, t_pos, "positive")
         if self.return_negative:
-            rng = batch_rng(self.seed, [index])
+            rng = batch_rng(self.seed, [index], epoch=self.epoch)
             other = int(rng.integers(len(self.lengths) - 1))
             other += other >= file  # any file but the anchor's
             n_other = int(self.lengths[other])
@@ -188,7 +191,7 @@ class CellDivisionTripletDataset(Dataset):
         return sample
 
 
-class CellDivisionTripletDataModule(HCSDataModule):
+class CellDivisionTripletDataModule(TripletDataModuleBase):
     """Lightning DataModule of cell-division triplets from a folder of ``.npy`` arrays.
 
     Parameters
@@ -256,24 +259,11 @@ class CellDivisionTripletDataModule(HCSDataModule):
             seed=seed,
         )
         _check_time_interval(time_interval)
-        self.data_path = Path(data_path)
-        self.source_channel = (
-            [source_channel] if isinstance(source_channel, str) else list(source_channel)
-        )
         self.final_yx_patch_size = (int(final_yx_patch_size[0]), int(final_yx_patch_size[1]))
-        self.split_ratio = split_ratio
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.normalizations = list(normalizations or [])
-        self.augmentations = list(augmentations or [])
         self.augment_validation = augment_validation
         self.time_interval = time_interval
         self.return_negative = return_negative
         self.output_2d = output_2d
-        self.persistent_workers = persistent_workers
-        self.prefetch_factor = prefetch_factor
-        self.pin_memory = pin_memory
-        self.seed = int(seed)
 
     def _files(self) -> list[Path]:
         if not self.data_path.is_dir():
@@ -305,58 +295,11 @@ class CellDivisionTripletDataModule(HCSDataModule):
         """Find and validate the arrays, split them by file and build the datasets."""
         files = self._files()
         if stage in ("fit", "validate", None):
-            order = np.random.default_rng(self.seed).permutation(len(files))
-            n_train = int(len(files) * self.split_ratio)
-            n_train = min(max(n_train, 1), max(len(files) - 1, 1))
-            train = sorted(files[i] for i in order[:n_train])
-            val = sorted(files[i] for i in order[n_train:])
+            train, val = split_items(files, self.split_ratio, self.seed)
             self.train_dataset = self._dataset(train, fit=True)
             self.val_dataset = self._dataset(val, fit=True) if val else None
         if stage in ("predict", None):
             self.predict_dataset = self._dataset(files, fit=False)
         if stage == "test":
             raise NotImplementedError("CellDivisionTripletDataModule has no test stage")
-
-    def _loader(self, dataset: Dataset, shuffle: bool) -> Any:
-        return thread_data_loader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
-            prefetch_factor=self.prefetch_factor,
-        )
-
-    def train_dataloader(self) -> Any:
-        return self._loader(self.train_dataset, shuffle=True)
-
-    def val_dataloader(self) -> Any:
-        return [] if self.val_dataset is None else self._loader(self.val_dataset, shuffle=False)
-
-    def predict_dataloader(self) -> Any:
-        return self._loader(self.predict_dataset, shuffle=False)
-
-    def _augmenting(self) -> bool:
-        trainer = getattr(self, "trainer", None)
-        if trainer is None or trainer.sanity_checking or trainer.predicting:
-            return False
-        if trainer.training:
-            return True
-        return bool(trainer.validating and self.augment_validation)
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Normalize (+ augment) channel by channel, then center-crop to the final size."""
-        if isinstance(batch, Tensor):
-            return batch
-        transforms: list[Callable] = list(self.normalizations)
-        if self._augmenting():
-            transforms += self.augmentations
-        for key in _KEYS:
-            if key in batch:
-                patch = batch[key]
-                if transforms:
-                    patch = apply_channel_wise(transforms, self.source_channel, patch)
-                batch[key] = center_crop_yx(patch, self.final_yx_patch_size)
-        return batch
+        self._compose_device_transforms()

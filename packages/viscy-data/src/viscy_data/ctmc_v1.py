@@ -12,12 +12,13 @@ from pathlib import Path
 from torch.utils.data import Subset
 
 from viscy_data._cache import CachedOmeZarrDataset, VolumeCache, make_caches
-from viscy_data.gpu_aug import GPUTransformDataModule, _StoredTransforms
+from viscy_data.gpu_aug import GPUTransformDataModule
+from viscy_data.transfer import StoredTransforms
 
 __all__ = ["CTMCv1DataModule"]
 
 
-class CTMCv1DataModule(_StoredTransforms, GPUTransformDataModule):
+class CTMCv1DataModule(StoredTransforms, GPUTransformDataModule):
     """CTMC-v1 training from a training plate and a validation plate.
 
     Volumes are kept in a byte-bounded cache shared by the workers, one per split.
@@ -101,12 +102,3 @@ class CTMCv1DataModule(_StoredTransforms, GPUTransformDataModule):
             val.cache = self.caches["val"]
         self.train_dataset = train
         self.val_dataset = Subset(val, kept)
-
-    def release_caches(self) -> None:
-        """Close and delete the cache files."""
-        for cache in self.caches.values():
-            cache.close()
-        self.caches = {}
-
-    def teardown(self, stage: str) -> None:
-        self.release_caches()

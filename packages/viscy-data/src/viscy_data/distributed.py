@@ -9,7 +9,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-__all__ = ["ShardedDistributedSampler", "WorkerShardedSampler"]
+__all__ = [
+    "ShardedDistributedSampler",
+    "WorkerShardedSampler",
+    "rank_sampler",
+    "uses_lightning_sampler",
+]
 
 
 class ShardedDistributedSampler(DistributedSampler):
@@ -133,3 +138,35 @@ class WorkerShardedSampler(Sampler[int]):
         # batch i of the epoch comes from shard i % num_shards
         interleaved = np.stack(orders, axis=1).reshape(-1)
         return iter(interleaved.tolist())
+
+
+def rank_sampler(
+    trainer: object, dataset: Dataset, shuffle: bool, seed: int = 0, drop_last: bool = False
+) -> ShardedDistributedSampler | None:
+    """This rank's sampler when ``trainer`` runs on several processes, else None.
+
+    A DataModule passes it to its loaders, so that every rank reads the same number of
+    batches and its own samples whether Lightning's ``use_distributed_sampler`` is on (it keeps
+    a ``DistributedSampler`` it finds) or off (nothing else would shard). Training loaders use
+    ``drop_last=True``: no sample is read by two ranks in one epoch.
+    """
+    world = int(getattr(trainer, "world_size", 1) or 1) if trainer is not None else 1
+    if world <= 1:
+        return None
+    rank = int(getattr(trainer, "global_rank", 0))
+    if len(dataset) < world:  # type: ignore[arg-type]
+        raise ValueError(
+            f"{type(dataset).__name__} has {len(dataset)} samples for {world} ranks; "  # type: ignore[arg-type]
+            "every rank needs at least one"
+        )
+    return ShardedDistributedSampler(
+        dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
+    )
+
+
+def uses_lightning_sampler(trainer: object) -> bool:
+    """Whether Lightning will replace the loaders' samplers (distributed, setting on)."""
+    if trainer is None or int(getattr(trainer, "world_size", 1) or 1) <= 1:
+        return False
+    connector = getattr(trainer, "_accelerator_connector", None)
+    return bool(getattr(connector, "use_distributed_sampler", True))

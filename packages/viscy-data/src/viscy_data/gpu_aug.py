@@ -16,13 +16,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
-from monai.transforms import Compose
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from viscy_data._cache import CachedOmeZarrDataset, VolumeCache, make_caches
 from viscy_data._utils import collate_samples, ensure_channel_list
 from viscy_data.distributed import ShardedDistributedSampler
 from viscy_data.select import SelectWell
+from viscy_data.transfer import DeviceTransformMixin, StoredTransforms
 
 __all__ = ["CachedOmeZarrDataModule", "CachedOmeZarrDataset", "GPUTransformDataModule"]
 
@@ -36,17 +36,7 @@ def distributed_sampler(dataset: Dataset, shuffle: bool, seed: int = 0) -> Sampl
     return ShardedDistributedSampler(dataset, shuffle=shuffle, seed=seed)
 
 
-def compose(transforms: Sequence[Callable] | Callable | None) -> Compose | Callable | None:
-    """A MONAI ``Compose`` of a transform list; None or an empty list gives None (identity)."""
-    if transforms is None:
-        return None
-    if callable(transforms) and not isinstance(transforms, Sequence):
-        return transforms
-    transforms = list(transforms)
-    return Compose(transforms) if transforms else None
-
-
-class GPUTransformDataModule(ABC, LightningDataModule):
+class GPUTransformDataModule(DeviceTransformMixin, ABC, LightningDataModule):
     """Base of DataModules whose augmentations run on the GPU.
 
     Subclasses set ``train_dataset`` / ``val_dataset`` in ``setup`` and the attributes
@@ -54,7 +44,8 @@ class GPUTransformDataModule(ABC, LightningDataModule):
     four transform properties. CPU transforms run per sample in the workers; the GPU transform
     of the current stage runs on the whole collated batch dict after it reaches the device
     (training: ``train_gpu_transforms``; validation and sanity check: ``val_gpu_transforms``;
-    test and predict: none). Under DDP the loaders shard with a distributed sampler.
+    test and predict: none; see :class:`~viscy_data.transfer.DeviceTransformMixin`). Under
+    DDP the loaders shard with a distributed sampler.
 
     Set ``multiprocessing_context`` (``"fork"``, ``"spawn"`` or ``"forkserver"``) to choose how
     workers start; None uses torch's default.
@@ -118,24 +109,17 @@ class GPUTransformDataModule(ABC, LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._dataloader(self.train_dataset, shuffle=True, drop_last=True)
 
+    def release_caches(self) -> None:
+        """Close and delete the cache files of the subclass's ``caches`` (if any)."""
+        for cache in getattr(self, "caches", {}).values():
+            cache.close()
+        self.caches = {}
+
+    def teardown(self, stage: str) -> None:
+        self.release_caches()
+
     def val_dataloader(self) -> DataLoader:
         return self._dataloader(self.val_dataset, shuffle=False, drop_last=False)
-
-    def _stage_gpu_transform(self) -> Callable | None:
-        trainer = self.trainer
-        if trainer is None:
-            return None
-        if trainer.training:
-            return self.train_gpu_transforms
-        if trainer.validating or trainer.sanity_checking:
-            return self.val_gpu_transforms
-        return None
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        if isinstance(batch, torch.Tensor):
-            return batch
-        transform = self._stage_gpu_transform()
-        return transform(batch) if transform is not None else batch
 
 
 def split_positions(positions: Sequence, split_ratio: float, seed: int = 0) -> tuple[list, list]:
@@ -154,40 +138,7 @@ def split_positions(positions: Sequence, split_ratio: float, seed: int = 0) -> t
     return shuffled[:num_train], shuffled[num_train:]
 
 
-class _StoredTransforms:
-    """The four transform properties of :class:`GPUTransformDataModule`, read from attributes
-    that :meth:`_store_transforms` sets from lists of transforms (composed once)."""
-
-    def _store_transforms(
-        self,
-        train_cpu: Sequence[Callable] | Callable | None,
-        val_cpu: Sequence[Callable] | Callable | None,
-        train_gpu: Sequence[Callable] | Callable | None,
-        val_gpu: Sequence[Callable] | Callable | None,
-    ) -> None:
-        self._train_cpu_transforms = compose(train_cpu)
-        self._val_cpu_transforms = compose(val_cpu)
-        self._train_gpu_transforms = compose(train_gpu)
-        self._val_gpu_transforms = compose(val_gpu)
-
-    @property
-    def train_cpu_transforms(self) -> Callable | None:
-        return self._train_cpu_transforms
-
-    @property
-    def val_cpu_transforms(self) -> Callable | None:
-        return self._val_cpu_transforms
-
-    @property
-    def train_gpu_transforms(self) -> Callable | None:
-        return self._train_gpu_transforms
-
-    @property
-    def val_gpu_transforms(self) -> Callable | None:
-        return self._val_gpu_transforms
-
-
-class CachedOmeZarrDataModule(_StoredTransforms, GPUTransformDataModule, SelectWell):
+class CachedOmeZarrDataModule(StoredTransforms, GPUTransformDataModule, SelectWell):
     """Whole-volume OME-Zarr training with a byte-bounded volume cache shared by the workers.
 
     FOVs (filtered by ``include_wells`` / ``exclude_fovs``) are split into training and
@@ -311,12 +262,3 @@ class CachedOmeZarrDataModule(_StoredTransforms, GPUTransformDataModule, SelectW
             val_positions, transform=self.val_cpu_transforms, **common
         )
         self._make_caches({"train": self.train_dataset, "val": self.val_dataset})
-
-    def release_caches(self) -> None:
-        """Close and delete the cache files."""
-        for cache in self.caches.values():
-            cache.close()
-        self.caches = {}
-
-    def teardown(self, stage: str) -> None:
-        self.release_caches()

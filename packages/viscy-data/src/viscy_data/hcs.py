@@ -7,6 +7,7 @@ import math
 import multiprocessing
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,7 +21,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from viscy_data._imports import optional_import
-from viscy_data._patch_ops import center_crop_yx
+from viscy_data._patch_ops import apply_channel_wise, center_crop_yx
 from viscy_data._reader import PatchBox, PatchReader, tensorstore_used_in_this_process
 from viscy_data._typing import ChannelMap, NormMeta
 from viscy_data._utils import (
@@ -31,17 +32,41 @@ from viscy_data._utils import (
     find_normalize_transforms,
     read_norm_meta,
 )
-from viscy_data.distributed import WorkerShardedSampler
+from viscy_data.distributed import WorkerShardedSampler, rank_sampler
 from viscy_data.select import filter_fov_names
 from viscy_data.sliding_window import MaskTestDataset, SlidingWindowDataset
+from viscy_data.transfer import DeviceTransformMixin
 
 __all__ = ["HCSDataModule"]
 
 _logger = logging.getLogger(__name__)
 
-# Transforms whose class name contains one of these move pixels across the patch border, so
-# without an explicit crop in the pipeline we read a margin that covers a 45 degree rotation.
-_SPATIAL_NAME_PARTS = ("affine", "rotat", "zoom", "elastic", "deform", "shear", "warp")
+
+def _monai_spatial_types() -> tuple[type, ...]:
+    """MONAI's own transforms that move pixels across the patch border; they declare no
+    ``spatial_margin``, so they are known here by type."""
+    import monai.transforms as mt
+
+    names = (
+        "Affine", "Affined", "RandAffine", "RandAffined", "Rotate", "Rotated", "RandRotate",
+        "RandRotated", "Zoom", "Zoomd", "RandZoom", "RandZoomd", "Rand2DElastic",
+        "Rand2DElasticd", "Rand3DElastic", "Rand3DElasticd",
+    )  # fmt: skip
+    return tuple(getattr(mt, n) for n in names if hasattr(mt, n))
+
+
+def spatial_margin(transform: Callable) -> float:
+    """Factor by which the Y/X read must grow so that ``transform``'s output holds only pixels
+    of the image (1.0: none needed).
+
+    A transform declares it as a ``spatial_margin`` attribute (viscy-transforms' affine,
+    elastic and zoom transforms declare ``sqrt(2)``, enough for a 45 degree rotation);
+    MONAI's affine, rotation, zoom and elastic transforms get ``sqrt(2)`` too.
+    """
+    declared = getattr(transform, "spatial_margin", None)
+    if declared is not None:
+        return float(declared)
+    return math.sqrt(2) if isinstance(transform, _monai_spatial_types()) else 1.0
 
 
 def _flatten(transforms: Iterable[Callable] | None) -> list[Callable]:
@@ -73,20 +98,21 @@ def required_yx(transforms: Iterable[Callable] | None, out_yx: Sequence[int]) ->
     """Y/X size to read so that ``transforms`` can produce an ``out_yx`` patch.
 
     The largest crop size found in the transforms (at least ``out_yx``); without a crop,
-    ``out_yx`` grown by sqrt(2) if a transform moves pixels spatially (affine, rotation,
-    zoom, elastic), else ``out_yx`` itself.
+    ``out_yx`` grown by the largest :func:`spatial_margin` of the transforms (sqrt(2) for
+    affine, rotation, zoom and elastic transforms), else ``out_yx`` itself.
     """
     out = (int(out_yx[0]), int(out_yx[1]))
     flat = _flatten(transforms)
     crops = [size for size in map(_crop_yx, flat) if size is not None]
     if crops:
         return max(max(c[0] for c in crops), out[0]), max(max(c[1] for c in crops), out[1])
-    if any(any(part in type(t).__name__.lower() for part in _SPATIAL_NAME_PARTS) for t in flat):
-        return math.ceil(out[0] * math.sqrt(2)), math.ceil(out[1] * math.sqrt(2))
+    margin = max((spatial_margin(t) for t in flat), default=1.0)
+    if margin > 1.0:
+        return math.ceil(out[0] * margin), math.ceil(out[1] * margin)
     return out
 
 
-class HCSDataModule(LightningDataModule):
+class HCSDataModule(DeviceTransformMixin, LightningDataModule):
     """Lightning DataModule for translation between channels of an HCS OME-Zarr plate.
 
     Samples are ``z_window_size``-slice windows at every (FOV, t, z). Without CPU transforms
@@ -451,6 +477,7 @@ class HCSDataModule(LightningDataModule):
                 output_yx=None,
                 nonzero=False,
             )
+        self._compose_device_transforms()
 
     def _split(self, names: list[str]) -> tuple[list[str], list[str]]:
         generator = torch.Generator().manual_seed(self.seed)
@@ -528,6 +555,9 @@ class HCSDataModule(LightningDataModule):
                 len(self.train_dataset), self.batch_size, self.num_workers, seed=self.seed
             )
             return self._loader(self.train_dataset, shuffle=False, sampler=sampler)
+        sampler = rank_sampler(self.trainer, self.train_dataset, True, self.seed, drop_last=True)
+        if sampler is not None:  # DDP: shard here, whatever use_distributed_sampler says
+            return self._loader(self.train_dataset, shuffle=False, sampler=sampler)
         return self._loader(self.train_dataset, shuffle=True)
 
     def _distributed(self) -> bool:
@@ -535,7 +565,8 @@ class HCSDataModule(LightningDataModule):
         return trainer is not None and getattr(trainer, "world_size", 1) > 1
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset, shuffle=False)
+        sampler = rank_sampler(getattr(self, "trainer", None), self.val_dataset, False)
+        return self._loader(self.val_dataset, shuffle=False, sampler=sampler)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_dataset, shuffle=False)
@@ -543,27 +574,32 @@ class HCSDataModule(LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.predict_dataset, shuffle=False)
 
+    def _build_device_transform(self, stage: str | None) -> Callable[[dict], dict] | None:
+        """``gpu_augmentations`` in training, ``val_gpu_augmentations`` in validation and the
+        sanity check, then a center crop to ``yx_patch_size``; nothing in other stages."""
+        if stage == "train":
+            transforms = self.gpu_augmentations
+        elif stage in ("val", "sanity"):
+            transforms = self.val_gpu_augmentations
+        else:
+            return None
+        if not transforms:
+            return None
+        return partial(self.apply_batch_transforms, transforms=list(transforms))
+
+    def _prepare_batch(self, batch: Any) -> Any:
+        return self.to_float(batch)
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Apply ``gpu_augmentations`` (training) or ``val_gpu_augmentations`` (validation).
 
         The transforms see ``{channel: (B, 1, Z, Y, X), "norm_meta": ...}``; source and
-        target are stacked back and center-cropped to ``yx_patch_size``.
+        target are stacked back and center-cropped to ``yx_patch_size``. Integer batches
+        become float32 in every stage.
         """
         if not isinstance(batch, dict):
             return batch
-        batch = self.to_float(batch)
-        trainer = getattr(self, "trainer", None)
-        if trainer is None:
-            return batch
-        if trainer.training:
-            transforms = self.gpu_augmentations
-        elif trainer.validating or trainer.sanity_checking:
-            transforms = self.val_gpu_augmentations
-        else:
-            return batch
-        if not transforms:
-            return batch
-        return self.apply_batch_transforms(batch, transforms)
+        return super().on_after_batch_transfer(batch, dataloader_idx)
 
     @staticmethod
     def to_float(batch: dict) -> dict:
@@ -576,21 +612,23 @@ class HCSDataModule(LightningDataModule):
         return out
 
     def apply_batch_transforms(self, batch: dict, transforms: Sequence[Callable]) -> dict:
-        """Run channel-keyed dictionary ``transforms`` on a collated batch."""
-        data: dict[str, Any] = {}
-        for key, names in (("source", self.source_channel), ("target", self.target_channel)):
-            if key in batch:
-                for i, name in enumerate(names):
-                    data[name] = batch[key][:, i : i + 1]
-        if "norm_meta" in batch:
-            data["norm_meta"] = batch["norm_meta"]
-        for transform in transforms:
-            data = transform(data)
+        """Run channel-keyed dictionary ``transforms`` on a collated batch.
+
+        Source and target channels go through one call of
+        :func:`~viscy_data._patch_ops.apply_channel_wise` (random transforms draw the same
+        parameters for both) and are center-cropped to ``yx_patch_size``.
+        """
+        keys = [k for k in ("source", "target") if k in batch]
+        groups = {"source": self.source_channel, "target": self.target_channel}
         out = dict(batch)
-        for key, names in (("source", self.source_channel), ("target", self.target_channel)):
-            if key in batch:
-                stacked = torch.cat([data[name] for name in names], dim=1)
-                out[key] = center_crop_yx(stacked, self.yx_patch_size)
-        if "norm_meta" in batch and "norm_meta" not in data:
-            out.pop("norm_meta")
+        if not keys:
+            return out
+        transformed = apply_channel_wise(
+            transforms,
+            [groups[k] for k in keys],
+            [batch[k] for k in keys],
+            batch.get("norm_meta"),
+        )
+        for key, patch in zip(keys, transformed, strict=True):
+            out[key] = center_crop_yx(patch, self.yx_patch_size)
         return out

@@ -19,7 +19,8 @@ from torch.utils.data import DataLoader, Dataset
 from viscy_data._cache import VolumeCache, _as_cache, make_caches
 from viscy_data._imports import optional_import
 from viscy_data._utils import collate_samples
-from viscy_data.gpu_aug import GPUTransformDataModule, _StoredTransforms, compose
+from viscy_data.gpu_aug import GPUTransformDataModule
+from viscy_data.transfer import StoredTransforms, compose
 
 __all__ = ["LiveCellDataModule", "LiveCellDataset", "LiveCellTestDataset"]
 
@@ -180,7 +181,7 @@ class LiveCellTestDataset(Dataset):
         return self.transform(sample) if self.transform is not None else sample
 
 
-class LiveCellDataModule(_StoredTransforms, GPUTransformDataModule):
+class LiveCellDataModule(StoredTransforms, GPUTransformDataModule):
     """LIVECell training (FCMAE-style: CPU then GPU augmentation) and test loading.
 
     Parameters
@@ -294,12 +295,3 @@ class LiveCellDataModule(_StoredTransforms, GPUTransformDataModule):
             collate_fn=collate_samples,
             multiprocessing_context=self.multiprocessing_context if self.num_workers else None,
         )
-
-    def release_caches(self) -> None:
-        """Close and delete the image cache files."""
-        for cache in self.caches.values():
-            cache.close()
-        self.caches = {}
-
-    def teardown(self, stage: str) -> None:
-        self.release_caches()

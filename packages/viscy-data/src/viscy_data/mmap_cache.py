@@ -18,18 +18,14 @@ import torch
 from viscy_data._cache import MmappedDataset
 from viscy_data._imports import optional_import
 from viscy_data._utils import ensure_channel_list
-from viscy_data.gpu_aug import (
-    GPUTransformDataModule,
-    _StoredTransforms,
-    compose,
-    split_positions,
-)
+from viscy_data.gpu_aug import GPUTransformDataModule, split_positions
 from viscy_data.select import SelectWell
+from viscy_data.transfer import StoredTransforms, compose
 
 __all__ = ["MmappedDataModule", "MmappedDataset"]
 
 
-class MmappedDataModule(_StoredTransforms, GPUTransformDataModule, SelectWell):
+class MmappedDataModule(StoredTransforms, GPUTransformDataModule, SelectWell):
     """Whole-volume OME-Zarr training from preprocessed, memory-mapped buffers.
 
     FOVs (filtered by ``include_wells`` / ``exclude_fovs``) are split into training and

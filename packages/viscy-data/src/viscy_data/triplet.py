@@ -11,7 +11,7 @@ device, normalizes, augments and center-crops them channel by channel.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,12 +23,7 @@ from monai.transforms import MapTransform
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from viscy_data._patch_ops import (
-    apply_channel_wise,
-    center_crop_yx,
-    identity_collate,
-    thread_data_loader,
-)
+from viscy_data._norm import NormStatsTable
 from viscy_data._reader import PatchBox, PatchReader
 from viscy_data._tracks import (
     TrackIndex,
@@ -39,14 +34,13 @@ from viscy_data._tracks import (
     validate_tracks,
     window_inside,
 )
+from viscy_data._triplet_base import TripletDataModuleBase, split_items
 from viscy_data._typing import ULTRACK_INDEX_COLUMNS
-from viscy_data.hcs import HCSDataModule
+from viscy_data.loading import identity_collate
 
 __all__ = ["TripletDataModule", "TripletDataset"]
 
 _logger = logging.getLogger(__name__)
-
-_TRIPLET_KEYS = ("anchor", "positive", "negative")
 
 
 def _position_location(position: Position) -> tuple[Path, str]:
@@ -56,70 +50,6 @@ def _position_location(position: Position) -> tuple[Path, str]:
     if root is None:
         raise ValueError(f"Position {group.path!r} is not in a local store; pass reader=")
     return Path(root), group.path.strip("/")
-
-
-class _NormStatsTable:
-    """Normalization statistics of all FOVs as arrays, gathered per batch without dicts.
-
-    ``dataset_statistics`` and ``fov_statistics`` become one value per FOV and
-    ``timepoint_statistics`` one value per (FOV, t); a batch gets ``{channel: {level: {stat:
-    tensor (B,)}}}`` with the timepoint level already resolved to each sample's ``t``.
-    """
-
-    def __init__(self, metas: Sequence[dict | None], channels: Sequence[str], n_t: int) -> None:
-        self.columns: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-        if not metas or any(m is None for m in metas):
-            self.enabled = False
-            return
-        self.enabled = True
-        n_fov = len(metas)
-        for channel in channels:
-            if not all(channel in m for m in metas):
-                continue
-            levels: dict[str, dict[str, np.ndarray]] = {}
-            for level in ("dataset_statistics", "fov_statistics"):
-                if not all(level in m[channel] for m in metas):
-                    continue
-                stats = set.intersection(*(set(m[channel][level]) for m in metas))
-                levels[level] = {
-                    s: np.array([float(m[channel][level][s]) for m in metas], np.float32)
-                    for s in sorted(stats)
-                }
-            level = "timepoint_statistics"
-            if all(level in m[channel] for m in metas):
-                per_t = [m[channel][level] for m in metas]
-                stats = (
-                    set.intersection(*(set(v) for d in per_t for v in d.values()))
-                    if all(per_t)
-                    else set()
-                )
-                table = {s: np.full((n_fov, n_t), np.nan, np.float32) for s in sorted(stats)}
-                for f, by_t in enumerate(per_t):
-                    for t_key, values in by_t.items():
-                        t = int(t_key)
-                        if 0 <= t < n_t:
-                            for s in stats:
-                                table[s][f, t] = float(values[s])
-                if table:
-                    levels[level] = table
-            self.columns[channel] = levels
-
-    def gather(self, fov_index: np.ndarray, t: np.ndarray) -> dict | None:
-        if not self.enabled:
-            return None
-        out: dict[str, dict[str, dict[str, Tensor]]] = {}
-        for channel, levels in self.columns.items():
-            out[channel] = {}
-            for level, stats in levels.items():
-                if level == "timepoint_statistics":
-                    out[channel][level] = {
-                        s: torch.from_numpy(v[fov_index, t]) for s, v in stats.items()
-                    }
-                else:
-                    out[channel][level] = {
-                        s: torch.from_numpy(v[fov_index]) for s, v in stats.items()
-                    }
-        return out
 
 
 class TripletDataset(Dataset):
@@ -197,6 +127,7 @@ class TripletDataset(Dataset):
         self.return_negative = return_negative and fit
         self.time_interval = time_interval
         self.seed = int(seed)
+        self.epoch = 0
         self.channel_names = list(channel_names)
         self.channel_indices = self._channel_indices(self.channel_names)
         if isinstance(z_range, slice):
@@ -243,8 +174,12 @@ class TripletDataset(Dataset):
         self._x0 = patch_starts(
             self.index.tracks["x"].to_numpy(), self.yx_patch_size[1], extents[fov, 1]
         )
-        n_t = max(s[0] for s in shapes)
-        self._norm = _NormStatsTable(norm_metas or [None], self.channel_names, n_t)
+        self._norm = NormStatsTable(
+            norm_metas if norm_metas is not None else [None] * len(self.fov_names),
+            self.channel_names,
+            [s[0] for s in shapes],
+            self.fov_names,
+        )
 
     # ------------------------------------------------------------------ setup checks
 
@@ -334,19 +269,14 @@ class TripletDataset(Dataset):
         ]
 
     def _read_rows(self, rows: np.ndarray) -> Tensor:
-        """Patches of ``rows`` (N, C, Z, Y, X) in the store's dtype, each distinct row read once.
+        """Patches of ``rows`` (N, C, Z, Y, X) in the store's dtype, in the order of ``rows``.
 
-        Integer images stay integer (uint16 is half the bytes of float32 to move to the
-        device); :meth:`TripletDataModule.on_after_batch_transfer` converts to float32.
+        Read straight into one batch array in final order; a row repeated in the batch is
+        read once (see :meth:`PatchReader.read_patches`). Integer images stay integer
+        (uint16 is half the bytes of float32 to move to the device);
+        :meth:`TripletDataModule.on_after_batch_transfer` converts to float32.
         """
-        unique, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
-        if len(unique) == len(rows):  # no duplicates: read in the given order, no copy
-            patches = self.reader.read_patches(self._boxes(rows))
-        else:
-            order = np.argsort(first)  # distinct rows in order of first appearance
-            rank = np.empty_like(order)
-            rank[order] = np.arange(len(order))
-            patches = self.reader.read_patches(self._boxes(unique[order]))[rank[inverse]]
+        patches = self.reader.read_patches(self._boxes(rows))
         if (
             not patches.dtype.isnative
             or patches.dtype.kind not in "uif"
@@ -362,18 +292,22 @@ class TripletDataset(Dataset):
             out[column] = torch.from_numpy(table[column].to_numpy(dtype=np.int64)[rows])
         return out
 
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch that the per-batch draws depend on (see :func:`batch_rng`)."""
+        self.epoch = int(epoch)
+
     def sample_rows(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
         """Rows of the tracks table used for the anchors, positives and negatives of a batch.
 
-        Randomness comes from a generator derived from ``seed`` and the batch's indices, so
-        the same batch always gets the same triplets whichever thread draws it.
+        Randomness comes from :func:`~viscy_data.batch_rng` (``seed``, the batch's indices and
+        the epoch), so the same batch always gets the same triplets whichever thread draws it.
         """
         idx = np.asarray(indices, dtype=np.int64)
         anchors = self.index.anchors[idx]
         rows = {"anchor": anchors}
         if not self.fit:
             return rows
-        rng = batch_rng(self.seed, idx)
+        rng = batch_rng(self.seed, idx, epoch=self.epoch)
         rows["positive"] = self.index.positives(anchors, rng)
         if self.return_negative:
             rows["negative"] = self.index.negatives(anchors, rows["positive"], rng)
@@ -402,7 +336,7 @@ class TripletDataset(Dataset):
         return self.__getitems__([index])
 
 
-class TripletDataModule(HCSDataModule):
+class TripletDataModule(TripletDataModuleBase):
     """Lightning DataModule of cell triplets from an HCS OME-Zarr plate and its tracks.
 
     Parameters
@@ -453,6 +387,8 @@ class TripletDataModule(HCSDataModule):
     seed : int
         Seed of the FOV split, the loader shuffling and the triplet sampling.
     """
+
+    collate_fn = staticmethod(identity_collate)  # the dataset returns whole batches
 
     def __init__(
         self,
@@ -506,11 +442,7 @@ class TripletDataModule(HCSDataModule):
             seed=seed,
             cache_bytes=cache_pool_bytes,
         )
-        self.data_path = Path(data_path)
         self.tracks_path = Path(tracks_path)
-        self.source_channel = (
-            [source_channel] if isinstance(source_channel, str) else list(source_channel)
-        )
         self.z_range = z_range
         self.initial_yx_patch_size = (int(initial_yx_patch_size[0]), int(initial_yx_patch_size[1]))
         self.final_yx_patch_size = (int(final_yx_patch_size[0]), int(final_yx_patch_size[1]))
@@ -521,11 +453,6 @@ class TripletDataModule(HCSDataModule):
                 f"final_yx_patch_size {self.final_yx_patch_size} is larger than "
                 f"initial_yx_patch_size {self.initial_yx_patch_size}"
             )
-        self.split_ratio = split_ratio
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.normalizations = list(normalizations or [])
-        self.augmentations = list(augmentations or [])
         self.augment_validation = augment_validation
         self.fit_include_wells = fit_include_wells
         self.fit_exclude_fovs = fit_exclude_fovs
@@ -534,12 +461,8 @@ class TripletDataModule(HCSDataModule):
         self.include_track_ids = include_track_ids
         self.time_interval = time_interval
         self.return_negative = return_negative
-        self.persistent_workers = persistent_workers
-        self.prefetch_factor = prefetch_factor
-        self.pin_memory = pin_memory
         self.cache_pool_bytes = cache_pool_bytes
         self.exclude_border_cells = exclude_border_cells
-        self.seed = int(seed)
 
     # ------------------------------------------------------------------ setup
 
@@ -573,11 +496,7 @@ class TripletDataModule(HCSDataModule):
                 f"No FOV of {self.data_path} left for fitting after fit_include_wells="
                 f"{self.fit_include_wells} and fit_exclude_fovs={self.fit_exclude_fovs}"
             )
-        order = np.random.default_rng(self.seed).permutation(len(names))
-        n_train = int(len(names) * self.split_ratio)
-        n_train = min(max(n_train, 1), max(len(names) - 1, 1))
-        shuffled = [names[i] for i in order]
-        return sorted(shuffled[:n_train]), sorted(shuffled[n_train:])
+        return split_items(names, self.split_ratio, self.seed)
 
     def _dataset(
         self, reader: PatchReader, plate: Any, fov_names: list[str], fit: bool
@@ -632,61 +551,4 @@ class TripletDataModule(HCSDataModule):
                 self.predict_dataset = self._dataset(reader, plate, names, fit=False)
             if stage == "test":
                 raise NotImplementedError("TripletDataModule has no test stage")
-
-    # ------------------------------------------------------------------ loaders
-
-    def _loader(self, dataset: Dataset, shuffle: bool) -> Any:
-        return thread_data_loader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
-            drop_last=False,
-            collate_fn=identity_collate,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
-            prefetch_factor=self.prefetch_factor,
-        )
-
-    def train_dataloader(self) -> Any:
-        return self._loader(self.train_dataset, shuffle=True)
-
-    def val_dataloader(self) -> Any:
-        if self.val_dataset is None:
-            return []
-        return self._loader(self.val_dataset, shuffle=False)
-
-    def predict_dataloader(self) -> Any:
-        return self._loader(self.predict_dataset, shuffle=False)
-
-    # ------------------------------------------------------------------ on device
-
-    def _augmenting(self) -> bool:
-        trainer = getattr(self, "trainer", None)
-        if trainer is None or trainer.sanity_checking or trainer.predicting:
-            return False
-        if trainer.training:
-            return True
-        if trainer.validating:
-            return self.augment_validation
-        return False
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Normalize (+ augment) each patch channel by channel, then center-crop it."""
-        if isinstance(batch, Tensor):  # example_input_array
-            return batch
-        transforms: list[Callable] = list(self.normalizations)
-        if self._augmenting():
-            transforms += self.augmentations
-        for key in _TRIPLET_KEYS:
-            if key not in batch:
-                continue
-            norm_meta = batch.pop(f"{key}_norm_meta", None)
-            patch = batch[key]
-            if not patch.is_floating_point():
-                patch = patch.float()
-            if transforms:
-                patch = apply_channel_wise(transforms, self.source_channel, patch, norm_meta)
-            batch[key] = center_crop_yx(patch, self.final_yx_patch_size)
-        return batch
+        self._compose_device_transforms()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 
@@ -166,6 +167,10 @@ class BatchedRandAffined(BatchedRandomizableMixin, MapTransform, RandomizableTra
     allow_missing_keys : bool
         Skip keys that are absent instead of raising KeyError.
     """
+
+    #: Y/X read margin factor for readers of a larger window (duck-typed by viscy-data):
+    #: sqrt(2) covers a 45 degree rotation without pixels from outside the patch.
+    spatial_margin: float = math.sqrt(2)
 
     def __init__(
         self,

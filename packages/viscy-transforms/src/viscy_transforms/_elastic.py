@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Iterable, Mapping
 
 import torch
@@ -41,6 +42,10 @@ class BatchedRand3DElasticd(BatchedRandomizableMixin, MapTransform, Randomizable
     allow_missing_keys : bool
         Skip keys that are absent instead of raising KeyError.
     """
+
+    #: Y/X read margin factor for readers of a larger window (duck-typed by viscy-data):
+    #: sqrt(2) covers a 45 degree rotation without pixels from outside the patch.
+    spatial_margin: float = math.sqrt(2)
 
     def __init__(
         self,

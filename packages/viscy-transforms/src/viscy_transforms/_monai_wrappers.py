@@ -7,6 +7,7 @@ common parameters out and pass everything else through to MONAI unchanged.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -95,6 +96,10 @@ class RandAdjustContrastd(mt.RandAdjustContrastd):
 
 class RandAffined(mt.RandAffined):
     """MONAI ``RandAffined``; ranges follow MONAI (``scale_range`` is added to 1)."""
+
+    #: Y/X read margin factor for readers of a larger window (duck-typed by viscy-data):
+    #: sqrt(2) covers a 45 degree rotation without pixels from outside the patch.
+    spatial_margin: float = math.sqrt(2)
 
     def __init__(
         self,

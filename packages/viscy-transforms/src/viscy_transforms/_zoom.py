@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Literal
 
@@ -33,6 +34,10 @@ class BatchedZoom(Transform):
     align_corners, recompute_scale_factor, antialias
         Passed to ``F.interpolate``.
     """
+
+    #: Y/X read margin factor for readers of a larger window (duck-typed by viscy-data):
+    #: sqrt(2) covers a 45 degree rotation without pixels from outside the patch.
+    spatial_margin: float = math.sqrt(2)
 
     def __init__(
         self,
@@ -76,6 +81,10 @@ class BatchedZoom(Transform):
 
 class BatchedZoomd(MapTransform):
     """Dictionary version of :class:`BatchedZoom`."""
+
+    #: Y/X read margin factor for readers of a larger window (duck-typed by viscy-data):
+    #: sqrt(2) covers a 45 degree rotation without pixels from outside the patch.
+    spatial_margin: float = math.sqrt(2)
 
     def __init__(
         self,

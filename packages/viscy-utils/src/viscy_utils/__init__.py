@@ -23,6 +23,7 @@ _EXPORTS: dict[str, str] = {
     "generate_normalization_metadata": "preprocess",
     "write_normalization_metadata": "preprocess",
     "export_onnx": "export",
+    "rechunk_store": "rechunk",
     # callbacks
     "EmbeddingWriter": "callbacks.embedding_writer",
     "HCSPredictionWriter": "callbacks.prediction_writer",

@@ -26,6 +26,14 @@ class VisCyCLI(LightningCLI):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         super().__init__(*args, **kwargs)
 
+    def before_predict(self) -> None:
+        """Give embedding writers the parsed config, to store it as provenance."""
+        config = self.config.get(self.subcommand, self.config)
+        text = self._parser(self.subcommand).dump(config, skip_none=False)
+        for callback in self.trainer.callbacks:
+            if hasattr(callback, "config_yaml"):
+                callback.config_yaml = text
+
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         """Lightning's subcommands plus ``export``."""

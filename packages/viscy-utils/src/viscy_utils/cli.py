@@ -26,6 +26,8 @@ LIGHTNING_SUBCOMMANDS: dict[str, str] = {
 }
 OTHER_SUBCOMMANDS: dict[str, str] = {
     "preprocess": "Compute normalization statistics of an OME-Zarr plate into its metadata.",
+    "check": "Validate a config and its data before a run (-c fit.yml [--read N|all] [--json]).",
+    "rechunk": "Write a training-optimized (zarr v3 sharded, small-chunk) copy of a plate.",
 }
 SUBCOMMANDS: dict[str, str] = {**LIGHTNING_SUBCOMMANDS, **OTHER_SUBCOMMANDS}
 
@@ -117,6 +119,20 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             return preprocess_main(rest)
+        except SystemExit as exc:  # argparse exits on --help and on errors
+            return _exit_code(exc)
+    if command == "check":
+        from viscy_utils.check import check_main
+
+        try:
+            return check_main(rest, prog="viscy")
+        except SystemExit as exc:  # argparse exits on --help and on errors
+            return _exit_code(exc)
+    if command == "rechunk":
+        from viscy_utils.rechunk import rechunk_main
+
+        try:
+            return rechunk_main(rest)
         except SystemExit as exc:  # argparse exits on --help and on errors
             return _exit_code(exc)
     print(_usage(), file=sys.stderr)

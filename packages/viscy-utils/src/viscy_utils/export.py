@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ def export_onnx(
     opset_version: int | None = None,
     overwrite: bool = False,
     dynamo: bool = True,
+    output_names: Sequence[str] | None = None,
 ) -> Path:
     """Write ``model`` as an ONNX graph whose input and output batch axis is dynamic.
 
@@ -36,6 +38,8 @@ def export_onnx(
     dynamo : bool
         Use the ``torch.export``-based exporter (needs ``onnxscript``) rather
         than the TorchScript one.
+    output_names : list of str, optional
+        Names of the graph's outputs, one per returned tensor (``["output"]`` when None).
 
     Returns
     -------
@@ -54,14 +58,15 @@ def export_onnx(
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=export_path.parent, prefix=".tmp-")
     os.close(fd)
     try:
-        kwargs: dict = {"input_names": ["input"], "output_names": ["output"]}
+        names = list(output_names) if output_names else ["output"]
+        kwargs: dict = {"input_names": ["input"], "output_names": names}
         if opset_version is not None:
             kwargs["opset_version"] = opset_version
         if dynamo:
             batch = torch.export.Dim("batch", min=1)
             kwargs["dynamic_shapes"] = ({0: batch},)
         else:
-            kwargs["dynamic_axes"] = {"input": {0: "batch"}, "output": {0: "batch"}}
+            kwargs["dynamic_axes"] = {"input": {0: "batch"}, **{n: {0: "batch"} for n in names}}
         with torch.no_grad():
             torch.onnx.export(model, (example_input,), tmp, dynamo=dynamo, **kwargs)
         os.replace(tmp, export_path)
@@ -70,3 +75,58 @@ def export_onnx(
             os.remove(tmp)
         model.train(was_training)
     return export_path
+
+
+def verify_onnx(
+    model: torch.nn.Module,
+    onnx_path: str | Path,
+    example_input: torch.Tensor,
+    atol: float = 1e-4,
+) -> float:
+    """Run an exported graph with onnxruntime and compare it with ``model``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model that was exported (run in eval mode on CPU).
+    onnx_path : str or Path
+        The ``.onnx`` file.
+    example_input : torch.Tensor
+        Input given to both.
+    atol : float
+        Largest absolute difference accepted.
+
+    Returns
+    -------
+    float
+        The largest absolute difference between the two outputs.
+
+    Raises
+    ------
+    AssertionError
+        When the outputs differ by more than ``atol`` (or differ in shape).
+    """
+    ort = optional_import("onnxruntime", "export")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            expected = model(example_input.cpu())
+    finally:
+        model.train(was_training)
+    if isinstance(expected, tuple | list):
+        expected = expected[0]
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    (actual, *_) = session.run(None, {name: example_input.cpu().numpy()})
+    expected_np = expected.detach().cpu().numpy()
+    if actual.shape != expected_np.shape:
+        raise AssertionError(
+            f"ONNX output shape {actual.shape} differs from torch {expected_np.shape} ({onnx_path})"
+        )
+    diff = float(abs(actual - expected_np).max()) if actual.size else 0.0
+    if not diff <= atol:
+        raise AssertionError(
+            f"ONNX output of {onnx_path} differs from torch by {diff:.3g} (> atol={atol})"
+        )
+    return diff

@@ -6,13 +6,14 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-import numpy as np
+from viscy_data.statistics import INTENSITY_STATISTICS_KEYS, intensity_statistics
 
-STAT_KEYS = ("mean", "std", "median", "iqr", "min", "max", "p1", "p5", "p95", "p99")
+#: Keys of :func:`get_val_stats`.
+STAT_KEYS = INTENSITY_STATISTICS_KEYS
 
 
 def get_val_stats(sample_values) -> dict[str, float]:
-    """Summary statistics of sampled intensities.
+    """Summary statistics of sampled intensities (:func:`viscy_data.intensity_statistics`).
 
     Parameters
     ----------
@@ -22,25 +23,14 @@ def get_val_stats(sample_values) -> dict[str, float]:
     Returns
     -------
     dict[str, float]
-        ``mean, std, median, iqr, min, max, p1, p5, p95, p99`` as Python floats.
+        ``min, max, mean, std, median, iqr, p5, p95, p95_p5, p1, p99, p99_p1`` as floats.
+
+    Raises
+    ------
+    ValueError
+        If no value is left once NaNs are dropped.
     """
-    values = np.asarray(sample_values, dtype=np.float64).ravel()
-    values = values[~np.isnan(values)]
-    if values.size == 0:
-        raise ValueError("Cannot compute statistics of an empty sample")
-    p1, p5, p25, p50, p75, p95, p99 = np.percentile(values, [1, 5, 25, 50, 75, 95, 99])
-    return {
-        "mean": float(values.mean()),
-        "std": float(values.std()),
-        "median": float(p50),
-        "iqr": float(p75 - p25),
-        "min": float(values.min()),
-        "max": float(values.max()),
-        "p1": float(p1),
-        "p5": float(p5),
-        "p95": float(p95),
-        "p99": float(p99),
-    }
+    return intensity_statistics(sample_values)
 
 
 def mp_wrapper(fn: Callable[..., Any], fn_args: Iterable[Sequence[Any]], workers: int) -> list[Any]:

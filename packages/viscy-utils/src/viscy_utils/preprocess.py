@@ -1,6 +1,7 @@
 """Normalization statistics of OME-Zarr plates (the ``viscy preprocess`` command).
 
-Statistics (``mean, std, median, iqr, min, max, p1, p5, p95, p99``) are computed
+Statistics (:data:`viscy_data.INTENSITY_STATISTICS_KEYS`: ``min, max, mean, std, median,
+iqr, p5, p95, p95_p5, p1, p99, p99_p1``; NaN pixels ignored) are computed
 per channel at three levels from a regular YX grid of pixels of every Z slice
 and timepoint of each FOV:
 
@@ -10,7 +11,7 @@ and timepoint of each FOV:
   ``max_dataset_samples_per_fov`` pixels, drawn at random with a fixed seed).
 
 They are written to each FOV's ``.zattrs["normalization"]`` and (dataset level
-only) to the plate's, in the layout ``viscy_data._utils.read_norm_meta`` reads.
+only) to the plate's, in the layout :func:`viscy_data.read_norm_meta` reads.
 Everything is computed before anything is written, and each FOV's attributes
 are replaced in one update, so an interrupted run leaves no partial entry;
 re-running replaces the entries of the channels it computes and keeps others.
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from viscy_utils.mp_utils import get_val_stats
+from viscy_data.statistics import intensity_statistics
 
 NORMALIZATION_KEY = "normalization"
 
@@ -96,6 +97,14 @@ def sample_fov_pixels(
     return samples
 
 
+def _statistics(values: np.ndarray, where: str) -> dict[str, float]:
+    """:func:`viscy_data.intensity_statistics`, with an error that names the sample."""
+    try:
+        return intensity_statistics(values)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from error
+
+
 def compute_fov_statistics(
     data_path: str | Path,
     fov_name: str,
@@ -111,9 +120,12 @@ def compute_fov_statistics(
     fov_stats, tp_stats, dataset_sample = {}, {}, {}
     for i, ch in enumerate(channel_names):
         per_t = {t: s[i] for t, s in samples.items()}
-        tp_stats[ch] = {str(t): get_val_stats(v) for t, v in per_t.items()}
+        tp_stats[ch] = {
+            str(t): _statistics(v, f"FOV {fov_name!r}, channel {ch!r}, t={t}")
+            for t, v in per_t.items()
+        }
         all_values = np.concatenate(list(per_t.values()))
-        fov_stats[ch] = get_val_stats(all_values)
+        fov_stats[ch] = _statistics(all_values, f"FOV {fov_name!r}, channel {ch!r}")
         if all_values.size > max_dataset_samples:
             all_values = rng.choice(all_values, max_dataset_samples, replace=False)
         dataset_sample[ch] = all_values
@@ -203,7 +215,10 @@ def compute_normalization_stats(
     bar.close()
     fovs = {name: fovs[name] for name in fov_names}
     dataset = {
-        ch: get_val_stats(np.concatenate([f.dataset_sample[ch] for f in fovs.values()]))
+        ch: _statistics(
+            np.concatenate([f.dataset_sample[ch] for f in fovs.values()]),
+            f"plate {data_path}, channel {ch!r}",
+        )
         for ch in channels
     }
     return PlateStatistics(channels, dataset, fovs)

@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 
-from viscy_utils.export import export_onnx
+from viscy_utils.export import export_onnx, verify_onnx
 
 
 class VisCyTrainer(Trainer):
@@ -37,6 +37,9 @@ class VisCyTrainer(Trainer):
         opset_version: int | None = None,
         overwrite: bool = False,
         datamodule: LightningDataModule | None = None,
+        verify: bool = False,
+        atol: float = 1e-4,
+        dynamo: bool = True,
     ) -> Path:
         """Export a model (optionally from a checkpoint) to ONNX.
 
@@ -51,7 +54,8 @@ class VisCyTrainer(Trainer):
         input_shape : tuple of int, optional
             Example input shape, e.g. ``(1, 1, 5, 256, 256)``; defaults to the
             shape of ``model.example_input_array``. The batch axis is exported
-            as dynamic.
+            as dynamic. A model's ``onnx_output_names`` attribute, when set, names the
+            graph's outputs.
         format : str
             Only ``"onnx"``.
         opset_version : int, optional
@@ -60,6 +64,14 @@ class VisCyTrainer(Trainer):
             Replace an existing ``export_path``.
         datamodule : LightningDataModule, optional
             Ignored (accepted so a fit config can be reused).
+        verify : bool
+            Run the written graph with onnxruntime on the example input and raise if it
+            differs from the model's output by more than ``atol``.
+        atol : float
+            Tolerance of ``verify``.
+        dynamo : bool
+            Use the ``torch.export``-based exporter (else the TorchScript one, which some
+            models with shape-dependent branches need).
 
         Returns
         -------
@@ -80,6 +92,16 @@ class VisCyTrainer(Trainer):
                 f"{type(model).__name__} has no example_input_array; pass input_shape "
                 "(e.g. --input_shape [1,1,5,256,256])"
             )
-        return export_onnx(
-            model.cpu(), export_path, example, opset_version=opset_version, overwrite=overwrite
+        path = export_onnx(
+            model.cpu(),
+            export_path,
+            example,
+            opset_version=opset_version,
+            overwrite=overwrite,
+            output_names=getattr(model, "onnx_output_names", None),
+            dynamo=dynamo,
         )
+        if verify:
+            diff = verify_onnx(model, path, example, atol=atol)
+            print(f"ONNX graph {path} matches torch (max abs difference {diff:.2e})")
+        return path

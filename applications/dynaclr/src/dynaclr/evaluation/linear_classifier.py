@@ -23,8 +23,6 @@ __all__ = [
     "train_linear_classifier_on_embeddings",
 ]
 
-_JOIN_KEYS = (("fov_name", "track_id", "t"), ("fov_name", "id", "t"), ("fov_name", "id"))
-
 
 def _read_anndata(path: str | Path):
     try:
@@ -75,29 +73,18 @@ def load_embeddings_with_labels(
                 f"(columns: {list(obs.columns)}); pass --annotations CSV."
             )
         return x, obs
+    from dynaclr.evaluation.annotate import merge_annotations
+
     annotations = pd.read_csv(annotations_path)
     if label_column not in annotations.columns:
         raise KeyError(
             f"Column {label_column!r} is not in {annotations_path} "
             f"(columns: {list(annotations.columns)})"
         )
-    for keys in _JOIN_KEYS:
-        if all(k in obs.columns and k in annotations.columns for k in keys):
-            break
-    else:
-        raise KeyError(
-            f"Cannot join {annotations_path} to {embeddings_path}: need columns "
-            f"{' or '.join(str(k) for k in _JOIN_KEYS)} in both"
-        )
-    right = annotations[[*keys, label_column]].copy()
-    left = obs.drop(columns=[label_column], errors="ignore")
-    left["fov_name"] = _clean_fov(left["fov_name"])
-    right["fov_name"] = _clean_fov(right["fov_name"])
-    for k in keys[1:]:
-        left[k] = left[k].astype(np.int64)
-        right[k] = right[k].astype(np.int64)
-    right = right.drop_duplicates(subset=list(keys))
-    merged = left.merge(right, on=list(keys), how="left", validate="many_to_one")
+    merged, _ = merge_annotations(
+        obs, annotations.drop_duplicates(), [label_column], source=str(annotations_path)
+    )
+    merged["fov_name"] = _clean_fov(merged["fov_name"])
     return x, merged
 
 

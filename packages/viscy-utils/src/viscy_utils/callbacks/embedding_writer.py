@@ -69,6 +69,8 @@ def write_embedding_dataset(
     embedding_key: Literal["features", "projections"] = "features",
     overwrite: bool = False,
     zarr_format: Literal[2, 3] = 2,
+    obsm: Mapping[str, np.ndarray] | None = None,
+    uns: dict | None = None,
 ) -> Path:
     """Write embeddings as an AnnData zarr store (via a temporary path, then rename).
 
@@ -95,6 +97,11 @@ def write_embedding_dataset(
     zarr_format : {2, 3}
         Zarr format of the store (``anndata.read_zarr`` reads both; 2 is the most widely
         readable by other tools).
+    obsm : mapping of str to np.ndarray, optional
+        More per-cell arrays (one row per cell) stored under ``obsm`` as given, e.g. a
+        second modality's embeddings.
+    uns : dict, optional
+        Extra entries of ``adata.uns`` (e.g. ``{"provenance": {...}}``).
 
     Returns
     -------
@@ -116,11 +123,18 @@ def write_embedding_dataset(
             obs[column] = obs[column].astype(str)
     obs.index = obs.index.astype(str)
     adata = ad.AnnData(X=features, obs=obs)
+    if uns:
+        adata.uns.update(uns)
     if projections is not None:
         projections = np.asarray(projections, dtype=np.float32)
         if len(projections) != len(features):
             raise ValueError(f"{len(projections)} projections for {len(features)} features")
         adata.obsm["X_projections"] = projections
+    for key, values in (obsm or {}).items():
+        values = np.asarray(values)
+        if len(values) != len(features):
+            raise ValueError(f"obsm[{key!r}] has {len(values)} rows for {len(features)} cells")
+        adata.obsm[key] = values
     source = features if embedding_key == "features" or projections is None else projections
     if pca_kwargs is not None:
         from viscy_utils.evaluation import compute_pca
@@ -154,6 +168,10 @@ def write_embedding_dataset(
 
 class EmbeddingWriter(BasePredictionWriter):
     """Collect ``{"features", "projections", "index"}`` predictions and write AnnData zarr.
+
+    A prediction may also carry ``"obsm": {name: (B, ...) array}`` (the same names in every
+    batch): each is concatenated and stored in the store's ``obsm`` (e.g. the embeddings of
+    a second modality).
 
     Parameters
     ----------
@@ -195,6 +213,24 @@ class EmbeddingWriter(BasePredictionWriter):
         self.phate_kwargs = phate_kwargs
         self.pca_kwargs = pca_kwargs
         self.overwrite = overwrite
+        #: The run's parsed config (YAML); set by the ``predict`` CLI, stored as provenance.
+        self.config_yaml: str | None = None
+
+    def provenance(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, str]:
+        """Where the embeddings came from: checkpoint, data, model class and config."""
+        datamodule = getattr(trainer, "datamodule", None)
+        info = {
+            "written_by": f"{type(self).__module__}.{type(self).__name__}",
+            "checkpoint": str(getattr(trainer, "ckpt_path", None) or ""),
+            "model": f"{type(pl_module).__module__}.{type(pl_module).__name__}",
+        }
+        for key in ("data_path", "tracks_path"):
+            value = getattr(datamodule, key, None)
+            if value is not None:
+                info[key] = str(value)
+        if self.config_yaml:
+            info["config"] = self.config_yaml
+        return info
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Fail before any prediction runs if the output exists and may not be replaced."""
@@ -228,11 +264,12 @@ class EmbeddingWriter(BasePredictionWriter):
         if all(b.get("projections") is not None for b in batches):
             projections = np.concatenate([_to_numpy(b["projections"]) for b in batches])
         obs = index_to_dataframe([b["index"] for b in batches])
+        obsm = _concatenate_obsm(batches)
         if trainer.world_size > 1:
-            gathered = _gather_to_rank_zero((features, projections, obs), trainer)
+            gathered = _gather_to_rank_zero((features, projections, obs, obsm), trainer)
             if gathered is None:
                 return
-            features, projections, obs = gathered
+            features, projections, obs, obsm = gathered
         write_embedding_dataset(
             self.output_path,
             features,
@@ -243,6 +280,8 @@ class EmbeddingWriter(BasePredictionWriter):
             phate_kwargs=self.phate_kwargs,
             embedding_key=self.embedding_key,
             overwrite=self.overwrite,
+            obsm=obsm,
+            uns={"provenance": self.provenance(trainer, pl_module)},
         )
         _logger.info("Wrote %d embeddings to %s", len(features), self.output_path)
 
@@ -263,9 +302,22 @@ def _flatten_predictions(predictions: Sequence[Any]) -> list[Mapping[str, Any]]:
     return out
 
 
-def _gather_to_rank_zero(
-    part: tuple[np.ndarray, np.ndarray | None, pd.DataFrame], trainer: Trainer
-) -> tuple[np.ndarray, np.ndarray | None, pd.DataFrame] | None:
+def _concatenate_obsm(batches: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """The ``obsm`` arrays that every batch carries, concatenated in batch order."""
+    per_batch = [b.get("obsm") or {} for b in batches]
+    keys = list(per_batch[0])
+    for i, m in enumerate(per_batch):
+        if set(m) != set(keys):
+            raise KeyError(
+                f"prediction of batch {i} has obsm keys {sorted(m)}, batch 0 has {sorted(keys)}"
+            )
+    return {k: np.concatenate([_to_numpy(m[k]) for m in per_batch]) for k in keys}
+
+
+_Part = tuple[np.ndarray, np.ndarray | None, pd.DataFrame, dict[str, np.ndarray]]
+
+
+def _gather_to_rank_zero(part: _Part, trainer: Trainer) -> _Part | None:
     """Collect every rank's embeddings on global rank 0 (None on the other ranks).
 
     A ``DistributedSampler`` pads the last batches with repeated samples; rows
@@ -282,8 +334,10 @@ def _gather_to_rank_zero(
     if all(p[1] is not None for p in parts):
         projections = np.concatenate([p[1] for p in parts])
     obs = pd.concat([p[2] for p in parts], ignore_index=True)
+    obsm = {k: np.concatenate([p[3][k] for p in parts]) for k in parts[0][3]}
     if len(obs.columns):
         keep = ~obs.duplicated().to_numpy()
         features, obs = features[keep], obs[keep].reset_index(drop=True)
         projections = None if projections is None else projections[keep]
-    return features, projections, obs
+        obsm = {k: v[keep] for k, v in obsm.items()}
+    return features, projections, obs, obsm

@@ -44,6 +44,14 @@ def _index_columns(index: Any) -> tuple[list[str], list[int], list[int]]:
     return [str(n) for n in names], ints(times), ints(zs)
 
 
+def _coordinate_transforms(position: Any) -> list | None:
+    """The first image's coordinate transformations (pixel scale, translation), if any."""
+    try:
+        return list(position.metadata.multiscales[0].datasets[0].coordinate_transformations)
+    except (AttributeError, IndexError, TypeError):
+        return None
+
+
 class HCSPredictionWriter(BasePredictionWriter):
     """Write image predictions into an OME-Zarr plate with the input's layout.
 
@@ -51,8 +59,9 @@ class HCSPredictionWriter(BasePredictionWriter):
     under ``"prediction"``); the batch carries ``"index"`` with each sample's
     ``fov_name``, ``t`` and ``z`` (first slice of the input Z window), as
     HCS data modules provide. The output plate has the same FOVs, T, Z, Y and X
-    as the input and channels ``<target>_prediction`` (plus the source and
-    target channels when ``write_input``). An output of depth ``Z_out`` smaller
+    (and each FOV's coordinate transformations, e.g. its pixel scale) as the input and
+    channels ``<target><prediction_suffix>`` (plus the source and target channels when
+    ``write_input``). An output of depth ``Z_out`` smaller
     than the input window is written centred on the window.
 
     Input plate, channels and window depth are read from the datamodule
@@ -72,6 +81,8 @@ class HCSPredictionWriter(BasePredictionWriter):
         When predictions are written (``"batch"`` keeps memory flat).
     input_store, source_channel, target_channel, z_window_size : optional
         Override what is read from the datamodule.
+    prediction_suffix : str
+        Appended to each target channel name to name its prediction channel.
     """
 
     def __init__(
@@ -84,8 +95,10 @@ class HCSPredictionWriter(BasePredictionWriter):
         source_channel: str | Sequence[str] | None = None,
         target_channel: str | Sequence[str] | None = None,
         z_window_size: int | None = None,
+        prediction_suffix: str = "_prediction",
     ) -> None:
         super().__init__(write_interval)
+        self.prediction_suffix = prediction_suffix
         self.output_store = Path(output_store)
         self.overwrite = overwrite
         self.write_input = write_input
@@ -118,7 +131,7 @@ class HCSPredictionWriter(BasePredictionWriter):
         if not targets:
             raise ValueError("HCSPredictionWriter needs target_channel names to name outputs")
         self._z_window = self.z_window_size or getattr(dm, "z_window_size", None)
-        self._prediction_channels = [f"{ch}_prediction" for ch in targets]
+        self._prediction_channels = [f"{ch}{self.prediction_suffix}" for ch in targets]
         self._input_channels = [*sources, *[t for t in targets if t not in sources]]
         channels = list(self._prediction_channels)
         if self.write_input:
@@ -141,7 +154,11 @@ class HCSPredictionWriter(BasePredictionWriter):
             out = self._plate.create_position(row, col, fov)
             t, _, z, y, x = pos["0"].shape
             out.create_zeros(
-                "0", shape=(t, len(channels), z, y, x), dtype=np.float32, chunks=(1, 1, z, y, x)
+                "0",
+                shape=(t, len(channels), z, y, x),
+                dtype=np.float32,
+                chunks=(1, 1, z, y, x),
+                transform=_coordinate_transforms(pos),
             )
         self._channels = channels
 

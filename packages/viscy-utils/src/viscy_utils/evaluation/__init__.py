@@ -16,16 +16,19 @@ from viscy_utils.evaluation.linear_classifier import (
     build_linear_classifier,
     train_linear_classifier,
 )
+from viscy_utils.evaluation.mmd import MMDResult, mmd_permutation_test
 from viscy_utils.evaluation.smoothness import TemporalSmoothnessResult, temporal_smoothness
 
 __all__ = [
     "LinearClassifierResult",
+    "MMDResult",
     "TemporalSmoothnessResult",
     "build_linear_classifier",
     "compute_pca",
     "compute_umap",
     "knn_accuracy",
     "load_annotation_anndata",
+    "mmd_permutation_test",
     "plot_embedding",
     "temporal_smoothness",
     "train_linear_classifier",

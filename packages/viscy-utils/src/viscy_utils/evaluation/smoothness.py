@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,8 @@ class TemporalSmoothnessResult:
         than random).
     n_adjacent_pairs, n_random_pairs : int
         Number of pairs averaged.
+    adjacent_distances, random_distances : np.ndarray
+        The distance of every pair (e.g. to plot their distributions).
     """
 
     adjacent_distance: float
@@ -32,6 +34,8 @@ class TemporalSmoothnessResult:
     ratio: float
     n_adjacent_pairs: int
     n_random_pairs: int
+    adjacent_distances: np.ndarray = field(default=None, repr=False, compare=False)
+    random_distances: np.ndarray = field(default=None, repr=False, compare=False)
 
 
 def _distance(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
@@ -95,11 +99,15 @@ def temporal_smoothness(
     second = nxt.loc[ok, "row"].to_numpy().astype(np.int64)
     if len(first) == 0:
         raise ValueError(f"No track has two observations at most {max_gap} frame(s) apart")
-    adjacent = float(np.mean(_distance(x[first], x[second], metric)))
+    adjacent_d = _distance(x[first], x[second], metric)
+    adjacent = float(np.mean(adjacent_d))
 
     rng = np.random.default_rng(seed)
     a = rng.integers(0, len(x), n_random_pairs)
     b = (a + rng.integers(1, len(x), n_random_pairs)) % len(x)  # never the same sample
-    random = float(np.mean(_distance(x[a], x[b], metric)))
+    random_d = _distance(x[a], x[b], metric)
+    random = float(np.mean(random_d))
     ratio = adjacent / random if random > 0 else float("nan")
-    return TemporalSmoothnessResult(adjacent, random, ratio, len(first), n_random_pairs)
+    return TemporalSmoothnessResult(
+        adjacent, random, ratio, len(first), n_random_pairs, adjacent_d, random_d
+    )
