@@ -31,6 +31,10 @@ COMMANDS: dict[str, LazyCommand] = {
         # the TorchScript exporter: the networks' input-shape checks stop torch.export
         ("export", "--verify", "true", "--dynamo", "false"),
     ),
+    "check": LazyCommand(
+        "cytoland.check:main",
+        "Validate a config and its data before a run (-c fit.yml [--read N|all] [--json]).",
+    ),
     "demo": LazyCommand(
         "cytoland.demo:main",
         "Synthetic plate -> train -> predict -> evaluate, on CPU in a few minutes.",
