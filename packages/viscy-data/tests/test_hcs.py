@@ -394,3 +394,11 @@ def test_num_samples_loads_batch_size_over_num_samples_stacks(hcs_plate_v5):
     assert next(iter(dm.val_dataloader()))["source"].shape[0] == 4
     with pytest.raises(ValueError, match="batch_size=3 must be divisible by num_samples=2"):
         _dm(hcs_plate_v5, batch_size=3, augmentations=crops(2)).setup("fit")
+
+
+def test_training_drops_the_last_partial_batch(hcs_plate_v5):
+    dm = _dm(hcs_plate_v5, batch_size=5)
+    dm.setup("fit")
+    train, val = dm.train_dataloader(), dm.val_dataloader()
+    assert train.drop_last and not val.drop_last  # as in 0.1.0
+    assert len(train) == len(dm.train_dataset) // 5

@@ -574,11 +574,13 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
         shuffle: bool,
         sampler: Sampler | None = None,
         batch_size: int | None = None,
+        drop_last: bool = False,
     ) -> DataLoader:
         workers = self.num_workers
         return DataLoader(
             dataset,
             batch_size=self.batch_size if batch_size is None else batch_size,
+            drop_last=drop_last,
             shuffle=shuffle,
             sampler=sampler,
             num_workers=workers,
@@ -590,6 +592,8 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        """Training batches of ``batch_size`` patches; the last partial batch is dropped
+        (with several worker processes, shards are padded to whole batches instead)."""
         stacks = self._stacks_per_batch(self.normalizations + self.augmentations, "augmentations")
         if self.num_workers > 1 and not self._distributed():
             # each worker process reads (and caches) one contiguous shard of the windows
@@ -602,9 +606,11 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
         sampler = rank_sampler(self.trainer, self.train_dataset, True, self.seed, drop_last=True)
         if sampler is not None:  # DDP: shard here, whatever use_distributed_sampler says
             return self._loader(
-                self.train_dataset, shuffle=False, sampler=sampler, batch_size=stacks
-            )
-        return self._loader(self.train_dataset, shuffle=True, batch_size=stacks)
+                self.train_dataset, shuffle=False, sampler=sampler, batch_size=stacks,
+                drop_last=True,
+            )  # fmt: skip
+        # as in 0.1.0, the last partial batch of an epoch is dropped in training
+        return self._loader(self.train_dataset, shuffle=True, batch_size=stacks, drop_last=True)
 
     def _distributed(self) -> bool:
         trainer = getattr(self, "trainer", None)
