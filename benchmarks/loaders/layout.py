@@ -94,7 +94,7 @@ def _random_boxes(
 
 def _measure(store: str, batches: list[list[tuple]], cache_bytes: int) -> dict[str, float]:
     """Runs in a fresh process: read every batch through PatchReader, cold chunk cache."""
-    from viscy_data._reader import PatchBox, PatchReader
+    from viscy_data import PatchBox, PatchReader
 
     reader = PatchReader(store, cache_bytes=cache_bytes, backend="tensorstore")
     boxes = [[PatchBox(*row) for row in rows] for rows in batches]

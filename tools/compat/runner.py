@@ -13,6 +13,9 @@ purpose; documented in COMPATIBILITY.md), ``skip`` or ``DIFF`` (an undocumented 
 plus ``keys_equal``, ``shapes_equal``, ``max_abs_diff`` and ``note`` where they apply.
 To add a section (e.g. data modules), drop a new file in ``sections/``.
 
+Set ``COMPAT_ORACLE_CACHE=DIR`` to keep each section's oracle results there and reuse them
+(delete the file after changing a section's CASES).
+
 Writes ``report.md`` and ``report.json`` (default: beside this file) and prints the summary
 line; exits 1 if any row is ``DIFF``.
 """
@@ -61,9 +64,17 @@ def run_section(
         env["COMPAT_ONLY"] = only
     oracle_out = workdir / f"{name}.oracle.pt"
     ours_out = workdir / f"{name}.ours.pt"
-    # the oracle must not see this checkout's packages
-    oracle_env = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    _run(oracle_python, [section_file, "oracle", str(oracle_out)], oracle_env, timeout)
+    cache = os.environ.get("COMPAT_ORACLE_CACHE")
+    cached = Path(cache) / f"{name}.oracle.pt" if cache else None
+    if cached is not None and cached.exists() and not only:
+        oracle_out = cached  # oracle results of the same CASES (the oracle does not change)
+    else:
+        # the oracle must not see this checkout's packages
+        oracle_env = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        _run(oracle_python, [section_file, "oracle", str(oracle_out)], oracle_env, timeout)
+        if cached is not None and not only:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_bytes(oracle_out.read_bytes())
     _run(sys.executable, [section_file, "ours", str(ours_out), str(oracle_out)], env, timeout)
     results = torch.load(ours_out, weights_only=False)
     return [{"section": name, "name": key, **row} for key, row in results.items()]

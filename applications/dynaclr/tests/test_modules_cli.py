@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anndata
 import numpy as np
 import pandas as pd
 import pytest
@@ -162,7 +163,6 @@ def _ok(results: dict, name: str) -> None:
 
 
 def test_classification_fit_and_predict(cli_run, demo_plate):
-    anndata = pytest.importorskip("anndata")
     root, results = cli_run
     _ok(results, "classification_fit")
     _ok(results, "classification_predict")
@@ -187,7 +187,6 @@ def test_classification_fit_and_predict(cli_run, demo_plate):
 
 
 def test_multi_modal_fit_and_predict(cli_run, demo_plate):
-    anndata = pytest.importorskip("anndata")
     root, results = cli_run
     _ok(results, "multi_modal_fit")
     _ok(results, "multi_modal_predict")
@@ -264,7 +263,6 @@ def test_generated_fit_config_runs(cli_run, two_experiments):
 
 
 def test_multi_experiment_predict(cli_run, two_experiments):
-    anndata = pytest.importorskip("anndata")
     root, results = cli_run
     _ok(results, "multi_experiment_predict")
     _ok(results, "multi_experiment_predict_alone")

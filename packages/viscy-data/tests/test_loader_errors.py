@@ -183,9 +183,9 @@ def _assert_names_damage(err: pytest.ExceptionInfo, context: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("context", CONTEXTS)
 def test_triplet_damaged_chunk_raises_in_fit(damaged_plate, monkeypatch, context):
-    from viscy_data import triplet
+    from viscy_data import _triplet_base, triplet
 
-    _use_context(monkeypatch, triplet, context)
+    _use_context(monkeypatch, _triplet_base, context)
     dm = triplet.TripletDataModule(
         data_path=str(damaged_plate.path),
         tracks_path=str(damaged_plate.tracks_path),
@@ -261,9 +261,10 @@ def test_classification_damaged_chunk_raises_in_fit(
 @pytest.mark.slow
 @pytest.mark.parametrize("context", CONTEXTS)
 def test_cell_division_failing_read_raises_in_fit(tmp_path, monkeypatch, context):
+    from viscy_data import _triplet_base
     from viscy_data import cell_division_triplet as division
 
-    _use_context(monkeypatch, division, context)
+    _use_context(monkeypatch, _triplet_base, context)
     for k in range(4):
         t = np.arange(5, dtype=np.float32).reshape(-1, 1, 1, 1)
         np.save(tmp_path / f"cell_{k}.npy", np.broadcast_to(k * 1000 + t * 10, (5, 2, 32, 32)))

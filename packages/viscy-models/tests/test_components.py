@@ -52,7 +52,7 @@ def test_import_is_lazy():
 
 
 def test_stem_folds_depth_into_channels():
-    stem = StemDepthtoChannels(2, 10, 40, kernel_size=(5, 4, 4))
+    stem = StemDepthtoChannels(2, 10, 40, stem_kernel_size=(5, 4, 4), stem_stride=(5, 4, 4))
     assert stem(torch.randn(1, 2, 10, 16, 16)).shape == (1, 40, 4, 4)
     with pytest.raises(ValueError, match="Input depth 5 differs"):
         stem(torch.randn(1, 2, 5, 16, 16))
@@ -113,3 +113,33 @@ def test_foundation_wrappers_fail_clearly(name, monkeypatch):
     else:
         with pytest.raises(PretrainedWeightsUnavailableError, match="network"):
             cls("some-org/model-that-is-not-cached")
+
+
+def test_conv_block_0_1_0_layout_and_shortcuts():
+    """ConvBlock2D/3D: 3 layers of conv -> ReLU -> BatchNorm by default; the residual
+    shortcut zero-pads channels in front when widening and uses the 1x1 conv when
+    narrowing (the behaviour of the 0.1.0 blocks)."""
+    from viscy_models.components import ConvBlock2D, ConvBlock3D
+
+    block = ConvBlock2D(4, 8).eval()
+    names = [n for n, _ in block.named_children()]
+    assert [n for n in names if n.startswith("Conv2d_")] == ["Conv2d_0", "Conv2d_1", "Conv2d_2"]
+    x = torch.randn(1, 4, 8, 8)
+    with torch.no_grad():
+        full = block(x)
+        block.residual = False
+        plain = block(x)
+    shortcut = full - plain
+    assert torch.allclose(shortcut[:, :4], torch.zeros(1, 4, 8, 8), atol=1e-6)
+    assert torch.allclose(shortcut[:, 4:], x, atol=1e-6)
+    # conv -> activation -> norm: with an identity BatchNorm the output is non-negative
+    block = ConvBlock3D(4, 2, residual=False, num_repeats=1).eval()
+    with torch.no_grad():
+        block.batch_norm_0.bias.fill_(0.0)
+        assert (block(torch.randn(1, 4, 2, 8, 8)) >= 0).all()
+    narrowing = ConvBlock2D(8, 4, num_repeats=1).eval()
+    with torch.no_grad():
+        y = torch.randn(1, 8, 8, 8)
+        with_res = narrowing(y)
+        narrowing.residual = False
+        assert torch.allclose(with_res - narrowing(y), narrowing.resid_conv(y), atol=1e-5)

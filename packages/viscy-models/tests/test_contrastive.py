@@ -53,9 +53,12 @@ def test_embedding_dim_must_match_backbone():
         ContrastiveEncoder("convnext_tiny", in_channels=1, in_stack_depth=5, embedding_dim=512)
 
 
-def test_stack_depth_must_tile_stem():
-    with torch.device("meta"), pytest.raises(ValueError, match="in_stack_depth=14"):
+def test_stack_depth_that_does_not_tile_the_stem_warns():
+    # like the convolution (and 0.1.0's BetaVae25D(in_stack_depth=5)): floor, with a warning
+    with torch.device("meta"), pytest.warns(UserWarning, match="in_stack_depth=14"):
         ContrastiveEncoder("convnext_tiny", in_channels=1, in_stack_depth=14)
+    with torch.device("meta"), pytest.raises(ValueError, match="smaller than the stem"):
+        ContrastiveEncoder("convnext_tiny", in_channels=1, in_stack_depth=3)
 
 
 def test_slices_must_divide_backbone_channels():

@@ -138,9 +138,34 @@ def test_temperature_schedule():
 
 
 def test_invalid_arguments():
-    with pytest.raises(TypeError, match="unsupported arguments \\['margin'\\]"):
+    with pytest.raises(TypeError, match="margin"):  # rejected by pytorch-metric-learning
         NTXentHCL(margin=0.2)
     with pytest.raises(ValueError, match="beta must be >= 0"):
         NTXentHCL(beta=-1.0)
     with pytest.raises(ValueError, match="labels must have shape"):
         NTXentLoss()(torch.randn(4, 3), torch.arange(3))
+
+
+def test_subclass_of_pytorch_metric_learning_and_0_1_0_step():
+    from pytorch_metric_learning.losses import NTXentLoss as PMLNTXentLoss
+
+    assert issubclass(NTXentLoss, PMLNTXentLoss)
+    assert issubclass(NTXentHCL, PMLNTXentLoss)
+    loss = NTXentHCL(
+        temperature=0.1,
+        temperature_schedule="cosine",
+        temperature_start=0.5,
+        temperature_warmup_epochs=10,
+    )
+    loss.step(5)  # 0.1.0 name; same as set_epoch
+    assert loss.current_temperature == pytest.approx(0.1 + 0.4 * 0.5)
+    loss.set_epoch(10)
+    assert loss.current_temperature == pytest.approx(0.1)
+    # pytorch-metric-learning options and call forms go to its implementation
+    torch.manual_seed(0)
+    emb, labels = torch.randn(8, 4), pair_labels(4)
+    pml = NTXentLoss(temperature=0.2, reducer=None)
+    reference = PMLNTXentLoss(temperature=0.2, reducer=None)(emb, labels)
+    torch.testing.assert_close(pml(emb, labels), reference)
+    with pytest.raises(ValueError, match="beta"):
+        NTXentHCL(beta=0.5, reducer=None)(emb, labels)

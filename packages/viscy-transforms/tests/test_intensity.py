@@ -33,9 +33,16 @@ def test_adjust_contrast_matches_monai(batch, invert_image, retain_stats):
 
 
 def test_adjust_contrast_number_gamma_and_bad_gamma():
-    assert vt.BatchedRandAdjustContrast(gamma=2.0).gamma == (0.5, 2.0)
+    # 0.1.0: a number is a fixed gamma
+    assert vt.BatchedRandAdjustContrast(gamma=2.0).gamma == (2.0, 2.0)
+    assert vt.BatchedRandAdjustContrast(gamma=0.3).gamma == (0.3, 0.3)
+    x = torch.rand(4, 1, 2, 4, 4)
+    out = vt.BatchedRandAdjustContrast(gamma=2.0, prob=1.0)(x)
+    lo = x.flatten(1).amin(1).view(-1, 1, 1, 1, 1)
+    rng = x.flatten(1).amax(1).view(-1, 1, 1, 1, 1) - lo
+    torch.testing.assert_close(out, ((x - lo) / rng) ** 2.0 * rng + lo, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="gamma"):
-        vt.BatchedRandAdjustContrast(gamma=0.3)
+        vt.BatchedRandAdjustContrast(gamma=-1.0)
 
 
 @pytest.mark.parametrize("channel_wise", [False, True])

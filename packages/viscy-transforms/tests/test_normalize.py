@@ -94,8 +94,11 @@ def test_min_max(data_range, low, high):
     out = vt.MinMaxSampled(["GFP"], level="timepoint_statistics", data_range=data_range)(batch)
     for i, sample in enumerate(samples):
         stats = sample["norm_meta"]["GFP"]["timepoint_statistics"]
-        expected = (sample["GFP"] - stats[low]) / (stats[high] - stats[low] + 1e-8)
+        # 0.1.0: clip to the statistics' range, then map that range to [-1, 1]
+        clipped = sample["GFP"].clamp(stats[low], stats[high])
+        expected = 2 * (clipped - stats[low]) / (stats[high] - stats[low] + 1e-8) - 1
         torch.testing.assert_close(out["GFP"][i], expected)
+        assert out["GFP"][i].min() >= -1 and out["GFP"][i].max() <= 1
     with pytest.raises(ValueError, match="data_range"):
         vt.MinMaxSampled(["GFP"], level="fov_statistics", data_range="p2_p98")
 

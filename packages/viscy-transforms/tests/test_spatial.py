@@ -21,7 +21,8 @@ def _monai_affine(img: torch.Tensor, **params) -> torch.Tensor:
 
 class TestAffine:
     def test_integer_translation_shifts_content(self, batch):
-        out = _affine(batch, translate_range=[(0, 0), (2, 2), (-1, -1)])
+        # 0.1.0 units: fractions of the size (16 pixels in Y and X)
+        out = _affine(batch, translate_range=[(0, 0), (2 / 16, 2 / 16), (-1 / 16, -1 / 16)])
         expected = torch.zeros_like(batch)
         expected[..., 2:, :-1] = batch[..., :-2, 1:]
         torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
@@ -34,7 +35,7 @@ class TestAffine:
         ("ours", "monai"),
         [
             (
-                {"translate_range": [(1.5, 1.5), (-2.5, -2.5), (3, 3)]},
+                {"translate_range": [(1.5 / 6, 1.5 / 6), (-2.5 / 16, -2.5 / 16), (3 / 16, 3 / 16)]},
                 {"translate_params": (-1.5, 2.5, -3)},
             ),
             ({"rotate_range": [(0.4, 0.4)]}, {"rotate_params": (-0.4, 0.0, 0.0)}),
@@ -51,6 +52,20 @@ class TestAffine:
         expected = torch.stack([_monai_affine(img, **monai) for img in batch])
         torch.testing.assert_close(out, expected, atol=1e-4, rtol=1e-4)
 
+    def test_translate_is_a_fraction_of_the_size(self):
+        # a coordinate image: the value at the centre is where it was sampled from
+        x = torch.arange(33.0).expand(64, 1, 3, 33, 33).clone()
+        transform = vt.BatchedRandAffined(["a"], prob=1.0, translate_range=[0, 0, 0.2])
+        transform.set_random_state(0)
+        shift = transform({"a": x})["a"][:, 0, 1, 16, 16] - 16
+        assert shift.abs().max() <= 0.2 * 33 + 1e-4
+        assert shift.abs().max() > 0.8 * 0.2 * 33  # voxels would give at most 0.2
+
+    def test_shear_warns_about_0_1_0_degrees(self):
+        with pytest.warns(UserWarning, match="degrees"):
+            vt.BatchedRandAffined(["a"], shear_range=[0.1, 0.0, 0.0])
+
+    @pytest.mark.filterwarnings("ignore:BatchedRandAffined shear_range")
     def test_z_shear_is_relative_to_aspect_ratio(self):
         img = torch.zeros(1, 1, 9, 33, 33)
         img[..., 16, :] = 1.0  # a line along X... tilt it along Y by Z
@@ -63,19 +78,19 @@ class TestAffine:
     def test_safe_crop_keeps_padding_out_of_the_center(self):
         img = torch.ones(16, 1, 4, 32, 32)
         transform = vt.BatchedRandAffined(
-            ["a"], prob=1.0, translate_range=[0, 12, 12], safe_crop_size=(4, 16, 16)
+            ["a"], prob=1.0, translate_range=[0, 12 / 32, 12 / 32], safe_crop_size=(4, 16, 16)
         )
         transform.set_random_state(0)
         out = transform({"a": img})["a"]
         center = out[..., 8:24, 8:24]
         assert center.min() > 0.99
-        unrestricted = vt.BatchedRandAffined(["a"], prob=1.0, translate_range=[0, 12, 12])
+        unrestricted = vt.BatchedRandAffined(["a"], prob=1.0, translate_range=[0, 0.375, 0.375])
         unrestricted.set_random_state(0)
         assert unrestricted({"a": img})["a"][..., 8:24, 8:24].min() < 0.5
 
     def test_integer_input_keeps_dtype(self):
         img = torch.randint(0, 1000, (2, 1, 4, 8, 8), dtype=torch.int32)
-        out = _affine(img, translate_range=[0, (1, 1), 0])
+        out = _affine(img, translate_range=[0, (1 / 8, 1 / 8), 0])
         assert out.dtype == torch.int32
         assert torch.equal(out[..., 1:, :], img[..., :-1, :])
 
@@ -87,6 +102,7 @@ class TestAffine:
             ({"scale_range": [(0.0, 1.0)] * 3}, "scale_range"),
             ({"rotate_range": [0.1, 0.1, 0.1, 0.1]}, "rotate_range"),
             ({"safe_crop_size": (4, 8)}, "safe_crop_size"),
+            ({"scale_range": [(0.8, 1.2)] * 3, "isotropic_scale": True}, "isotropic_scale"),
         ],
     )
     def test_rejects_bad_arguments(self, kwargs, match):

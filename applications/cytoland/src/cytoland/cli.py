@@ -28,7 +28,12 @@ COMMANDS: dict[str, LazyCommand] = {
         _VISCY,
         "Export a model to ONNX, checked against torch with onnxruntime "
         "(-c fit.yml --ckpt_path ... --export_path model.onnx).",
-        ("export", "--verify", "true"),
+        # the TorchScript exporter: the networks' input-shape checks stop torch.export
+        ("export", "--verify", "true", "--dynamo", "false"),
+    ),
+    "check": LazyCommand(
+        "cytoland.check:main",
+        "Validate a config and its data before a run (-c fit.yml [--read N|all] [--json]).",
     ),
     "demo": LazyCommand(
         "cytoland.demo:main",

@@ -393,8 +393,43 @@ class FcmaeUNet(VSUNet):
         Fraction of masked patches during pretraining (0 to fine-tune).
     model_config : dict
         Keyword arguments of :class:`viscy_models.FullyConvolutionalMAE`.
-    **kwargs
-        The other parameters of :class:`VSUNet` (not ``architecture``).
+    loss_function : nn.Module, optional
+        ``loss(prediction, target)``; mean squared error when None. For the VSCyto
+        recipe use ``viscy_utils.losses.MixedLoss`` (L1 + MS-SSIM).
+    lr : float
+        Peak learning rate of AdamW.
+    schedule : {"WarmupCosine", "Constant"}
+        Learning-rate schedule, stepped every optimizer step: linear warmup over
+        ``warmup_steps`` then cosine decay to zero at the last step, or constant.
+    warmup_steps : int
+        Warmup length of ``WarmupCosine`` (optimizer steps).
+    freeze_encoder : bool
+        Train only the decoder and head (the encoder's parameters get no gradient).
+    ckpt_path : str, optional
+        Checkpoint (Lightning ``.ckpt`` or a network ``state_dict``) to start from; tensors
+        whose name and shape match are loaded, and missing, unexpected and mismatched keys
+        are reported (``self.weights_report`` and the log).
+    encoder_only : bool
+        Load only the encoder's tensors from ``ckpt_path`` (fine-tuning a pretrained
+        encoder with a new decoder).
+    log_batches_per_epoch : int
+        Validation batches whose first samples go into the image grid.
+    log_samples_per_batch : int
+        Samples per logged batch.
+    log_images_every_n_epochs : int
+        How often the source | target | prediction grid is written to TensorBoard.
+    example_input_yx_shape : sequence of int
+        Y/X of ``example_input_array`` (graph logging, ONNX export) and the default
+        prediction tile.
+    predict_tile_yx : sequence of int, optional
+        Y/X tile of whole-FOV prediction (``example_input_yx_shape`` when None).
+    predict_overlap_yx : sequence of int, optional
+        Tile overlap in pixels (a quarter of the tile when None).
+    test_time_augmentations : sequence of str, optional
+        Names from :data:`cytoland.predict.TTA_TRANSFORMS` (or ``["all"]``) applied to each
+        tile in prediction and test.
+    tta_reduction : {"mean", "median"}
+        How augmented predictions are combined.
     """
 
     def __init__(

@@ -32,6 +32,13 @@ def pearson_r(pred: Tensor, target: Tensor) -> Tensor:
     """Pearson correlation of every sample and channel over its pixels, ``(B, C)``.
 
     A constant image (zero variance) has r = 0.
+
+    Parameters
+    ----------
+    pred : Tensor
+        Prediction, ``(B, C, Y, X)`` or ``(B, C, Z, Y, X)``.
+    target : Tensor
+        Target of the same shape as ``pred`` (ValueError otherwise).
     """
     _check(pred, target)
     p = pred.flatten(2).double()
@@ -44,7 +51,15 @@ def pearson_r(pred: Tensor, target: Tensor) -> Tensor:
 
 
 def mae(pred: Tensor, target: Tensor) -> Tensor:
-    """Mean absolute error of every sample and channel, ``(B, C)``."""
+    """Mean absolute error of every sample and channel, ``(B, C)``.
+
+    Parameters
+    ----------
+    pred : Tensor
+        Prediction, ``(B, C, Y, X)`` or ``(B, C, Z, Y, X)``.
+    target : Tensor
+        Target of the same shape as ``pred`` (ValueError otherwise).
+    """
     _check(pred, target)
     return (pred.float() - target.float()).abs().flatten(2).mean(-1)
 
@@ -69,6 +84,16 @@ def ssim(pred: Tensor, target: Tensor, win_size: int = 11) -> Tensor:
     2-D images (and 3-D stacks of depth 1) use a 2-D Gaussian window; deeper stacks a 3-D
     window whose depth is the largest odd number up to the stack depth (stacks of depth 2
     are scored slice by slice). The window shrinks for images smaller than ``win_size``.
+
+    Parameters
+    ----------
+    pred : Tensor
+        Prediction, ``(B, C, Y, X)`` or ``(B, C, Z, Y, X)``.
+    target : Tensor
+        Target of the same shape as ``pred`` (ValueError otherwise).
+    win_size : int
+        Side of the Gaussian window in pixels, default 11 (the largest odd number up to it
+        that fits the image is used).
     """
     from monai.metrics import SSIMMetric
 
@@ -97,6 +122,13 @@ def psnr(pred: Tensor, target: Tensor) -> Tensor:
     """Peak signal-to-noise ratio in dB of every sample and channel, ``(B, C)`` (MONAI).
 
     The peak is the target's intensity range.
+
+    Parameters
+    ----------
+    pred : Tensor
+        Prediction, ``(B, C, Y, X)`` or ``(B, C, Z, Y, X)``.
+    target : Tensor
+        Target of the same shape as ``pred`` (ValueError otherwise).
     """
     from monai.metrics import PSNRMetric
 
@@ -114,6 +146,18 @@ def channel_metrics(
     metrics: Sequence[str] = ("pearson", "ssim", "psnr", "mae"),
 ) -> dict[str, dict[str, float]]:
     """Batch means of each metric for each named target channel.
+
+    Parameters
+    ----------
+    pred : Tensor
+        Prediction, ``(B, C, Y, X)`` or ``(B, C, Z, Y, X)``.
+    target : Tensor
+        Target of the same shape as ``pred``.
+    channel_names : Sequence[str]
+        Name of each of the C channels, in order (ValueError if the count differs).
+    metrics : Sequence[str]
+        Metrics to compute, any of ``"pearson"``, ``"ssim"``, ``"psnr"``, ``"mae"``
+        (default all four); an unknown name raises ValueError.
 
     Returns
     -------

@@ -23,7 +23,7 @@ __all__ = ["check_experiments", "main"]
 def check_experiments(ctx: CheckContext) -> None:
     """Check the experiments registry a multi-experiment config names."""
     from dynaclr.experiment import ExperimentRegistry
-    from viscy_utils.check import _normalizations, _patch_sizes
+    from viscy_utils.check import config_normalizations, config_patch_sizes
 
     args = ctx.data_args
     yaml_path = args.get("experiments_yaml")
@@ -70,8 +70,8 @@ def check_experiments(ctx: CheckContext) -> None:
             plate,
             exp.channel_names,
             z_range=args.get("z_range"),
-            patch_sizes=_patch_sizes(args),
-            normalizations=_normalizations(args),
+            patch_sizes=config_patch_sizes(args),
+            normalizations=config_normalizations(args),
             tracks_path=exp.tracks_path,
             fovs=fovs,
         )

@@ -9,36 +9,46 @@ so ``dynaclr --help`` answers without importing torch or Lightning.
 
 from __future__ import annotations
 
-import importlib
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["COMMANDS", "main"]
+from viscy_utils.commands import LazyCommand as _BaseCommand
+from viscy_utils.commands import run_command
+
+__all__ = ["COMMANDS", "LazyCommand", "main"]
 
 
 @dataclass(frozen=True)
-class LazyCommand:
-    """A subcommand whose implementation is imported when it runs."""
+class LazyCommand(_BaseCommand):
+    """A dynaclr subcommand: imported when it runs, after checking the extra it needs.
 
-    target: str  # "module:function", function(argv: list[str]) -> int | None
-    help: str
-    extra: str = ""  # dynaclr extra the command needs ("eval", "export"), checked first
-    requires: tuple[str, ...] = ()  # its modules the command imports (all when empty)
+    Parameters
+    ----------
+    target, help, prefix
+        As in :class:`viscy_utils.commands.LazyCommand`.
+    extra : str
+        The dynaclr extra the command needs (``"eval"``, ``"export"``), checked first.
+    requires : tuple of str
+        The extra's modules the command imports (all of the extra's when empty).
+    """
 
-    def __call__(self, argv: list[str]) -> int:
-        if self.extra and not {"-h", "--help"} & set(argv):
-            from dynaclr._imports import MissingExtraError, require_extra
+    extra: str = ""
+    requires: tuple[str, ...] = ()
 
-            name = self.target.split(":")[0].rsplit(".", 1)[-1]
-            try:
-                require_extra(self.extra, self.requires or None, f"dynaclr ({name})")
-            except MissingExtraError as err:
-                print(f"dynaclr: error: {err}", file=sys.stderr)
-                return 1
-        module_name, func_name = self.target.split(":")
-        func = getattr(importlib.import_module(module_name), func_name)
-        result = func(argv)
-        return 0 if result is None else int(result)
+    def precheck(self, argv: Sequence[str]) -> int | None:
+        """Exit 1 with the ``pip install`` line when the command's extra is missing."""
+        if not self.extra or {"-h", "--help"} & set(argv):
+            return None
+        from dynaclr._imports import MissingExtraError, require_extra
+
+        name = self.target.split(":")[0].rsplit(".", 1)[-1]
+        try:
+            require_extra(self.extra, self.requires or None, f"dynaclr ({name})")
+        except MissingExtraError as err:
+            print(f"dynaclr: error: {err}", file=sys.stderr)
+            return 1
+        return None
 
 
 _LIGHTNING = "dynaclr._lightning_cli:{}"
@@ -135,41 +145,15 @@ COMMANDS: dict[str, LazyCommand] = {
 }
 
 
-def _usage() -> str:
-    width = max(len(name) for name in COMMANDS)
-    lines = [
-        "usage: dynaclr <command> [options]",
-        "",
-        "DynaCLR: contrastive learning of cell dynamics from time-lapse microscopy.",
-        "",
-        "commands:",
-    ]
-    lines += [f"  {name:<{width}}  {cmd.help}" for name, cmd in COMMANDS.items()]
-    lines += [
-        "",
-        "Run 'dynaclr <command> --help' for the options of a command.",
-        "Start here: 'dynaclr demo' (no data needed).",
-    ]
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``dynaclr`` console script."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(_usage())
-        return 0
-    if args[0] in ("-V", "--version"):
-        from importlib.metadata import version
-
-        print(f"dynaclr {version('dynaclr')}")
-        return 0
-    command = COMMANDS.get(args[0])
-    if command is None:
-        print(_usage(), file=sys.stderr)
-        print(f"\ndynaclr: unknown command {args[0]!r}", file=sys.stderr)
-        return 2
-    return command(args[1:])
+    return run_command(
+        "dynaclr",
+        "DynaCLR: contrastive learning of cell dynamics from time-lapse microscopy.",
+        COMMANDS,
+        argv,
+        hint="Start here: 'dynaclr demo' (no data needed).",
+    )
 
 
 if __name__ == "__main__":

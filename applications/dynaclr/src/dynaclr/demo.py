@@ -361,7 +361,21 @@ def run_demo(
     overwrite: bool = False,
     progress: bool = True,
 ) -> DemoResult:
-    """Run the demo end to end and return its metrics; see the module docstring."""
+    """Run the demo end to end and return its metrics; see the module docstring.
+
+    Parameters
+    ----------
+    out : str or Path
+        Output directory for the plate, configs, checkpoints and embeddings, default
+        ``"demo_output"``. It must be empty, missing, or a previous demo run's directory.
+    config : DemoConfig, optional
+        Sizes, epochs and seed of the run; ``DemoConfig()`` when None.
+    overwrite : bool
+        Default False; if True, a previous demo run in ``out`` is deleted and redone
+        (a non-empty directory the demo did not write is never deleted).
+    progress : bool
+        Show Lightning's progress bars, default True.
+    """
     with _quiet_lightning():
         return _run_demo(Path(out).resolve(), config or DemoConfig(), overwrite, progress)
 

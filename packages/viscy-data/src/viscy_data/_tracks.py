@@ -195,6 +195,22 @@ def validate_tracks(
 
     ``source`` names the table in error messages (e.g. ``"Tracks CSV /path/tracks.csv"``).
     Line numbers in messages count the CSV header as line 1.
+
+    Parameters
+    ----------
+    table : pd.DataFrame
+        Tracks table as read from the CSV.
+    source : str
+        Name of the table in error messages.
+    fov_name : str
+        FOV the tracks belong to (written, without leading or trailing ``/``, to the
+        ``fov_name`` column).
+    image_shape : Sequence[int]
+        ``(T, C, Z, Y, X)`` shape of the FOV's image; ``t`` and the centroids must lie in it.
+    require_all_columns : bool
+        Default False; if True, the optional columns are required too (for prediction).
+    keep_extra_columns : bool
+        Default False; if True, columns other than the known ones are kept in the result.
     """
     n_t, _, n_z, n_y, n_x = (int(s) for s in image_shape)
     required = TRACK_REQUIRED_COLUMNS + (TRACK_OPTIONAL_COLUMNS if require_all_columns else ())
@@ -246,6 +262,15 @@ def patch_starts(centers: np.ndarray, size: int, extent: np.ndarray | int) -> np
 
     A cell near the border keeps a full patch: the window slides inward so that it lies in
     ``[0, extent)``, and the cell is then off-center in its patch.
+
+    Parameters
+    ----------
+    centers : np.ndarray
+        Center pixel of each window along one axis (or several, broadcast with ``extent``).
+    size : int
+        Window length in pixels.
+    extent : np.ndarray or int
+        Image size in pixels along the axis (per axis if an array).
     """
     starts = np.asarray(centers, dtype=np.int64) - size // 2
     return np.clip(starts, 0, np.asarray(extent, dtype=np.int64) - size)

@@ -56,7 +56,17 @@ NormMeta = dict[str, ChannelNormStats]
 
 
 class HCSStackIndex(NamedTuple):
-    """Where a sample came from: FOV name, timepoint and first Z slice of the window."""
+    """Where a sample came from: FOV name, timepoint and first Z slice of the window.
+
+    Attributes
+    ----------
+    image : str
+        FOV name in the plate, e.g. ``"A/1/0"``.
+    time : int
+        Timepoint index.
+    z : int
+        Index of the first Z slice of the sample's window.
+    """
 
     image: str
     time: int

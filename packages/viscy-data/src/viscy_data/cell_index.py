@@ -91,6 +91,11 @@ def validate_cell_index(df: pd.DataFrame, *, strict: bool = False) -> list[str]:
 def read_cell_index(path: str | Path) -> pd.DataFrame:
     """Read a cell index from Parquet or CSV.
 
+    Parameters
+    ----------
+    path : str or Path
+        A ``.parquet`` file (needs pyarrow) or a CSV file; the core columns are checked.
+
     Raises
     ------
     FileNotFoundError

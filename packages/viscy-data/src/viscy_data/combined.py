@@ -293,6 +293,11 @@ class BatchedConcatDataset(ConcatDataset):
     ``__getitems__(indices)`` groups the indices by child dataset and calls the child's own
     ``__getitems__`` (batched reads) where it has one, else ``__getitem__`` per index; it
     returns one part per child touched, for :func:`collate_batched_parts`.
+
+    Parameters
+    ----------
+    datasets : Iterable[Dataset]
+        Child datasets, concatenated in order (as ``torch.utils.data.ConcatDataset``).
     """
 
     def __init__(self, datasets: Iterable[Dataset]) -> None:

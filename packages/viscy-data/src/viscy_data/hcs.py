@@ -62,6 +62,11 @@ def spatial_margin(transform: Callable) -> float:
     A transform declares it as a ``spatial_margin`` attribute (viscy-transforms' affine,
     elastic and zoom transforms declare ``sqrt(2)``, enough for a 45 degree rotation);
     MONAI's affine, rotation, zoom and elastic transforms get ``sqrt(2)`` too.
+
+    Parameters
+    ----------
+    transform : Callable
+        One transform (not a ``Compose``).
     """
     declared = getattr(transform, "spatial_margin", None)
     if declared is not None:

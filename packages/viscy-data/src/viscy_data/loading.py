@@ -31,6 +31,11 @@ def identity_collate(batch: Any) -> Any:
     """Collate function for datasets whose ``__getitems__`` already returns a whole batch.
 
     A module-level function (unlike ``lambda x: x``) so that loaders stay picklable.
+
+    Parameters
+    ----------
+    batch : Any
+        What the dataset returned; returned unchanged.
     """
     return batch
 
@@ -55,6 +60,15 @@ class ThreadDataLoader(_MonaiThreadDataLoader):
     distributed sampler). A subclass of MONAI's ``ThreadDataLoader`` (what 0.1.0 returned),
     without its ``ThreadBuffer``: ``buffer_size``, ``buffer_timeout`` and ``repeats`` are
     accepted and ignored (``repeats`` > 1 is refused).
+
+    Parameters
+    ----------
+    dataset : Any
+        Map-style or iterable dataset; a ``__getitems__`` method, when present, reads each
+        batch with one call.
+    **kwargs : Any
+        ``DataLoader`` arguments (``batch_size``, ``num_workers``, ``collate_fn``, ...);
+        ``use_thread_workers`` is dropped, ``repeats`` other than 1 raises ValueError.
     """
 
     def __init__(self, dataset: Any, **kwargs: Any) -> None:
@@ -146,6 +160,26 @@ def thread_data_loader(
     Worker-only options (``persistent_workers``, ``prefetch_factor``) are passed only when
     there are workers, as torch rejects them otherwise; ``multiprocessing_context``
     (``"fork"``, ``"spawn"``) makes the workers processes; ``kwargs`` go to the loader as is.
+
+    Parameters
+    ----------
+    dataset : Any
+        Dataset to load from.
+    num_workers : int
+        Worker threads (processes with ``multiprocessing_context``); 0 reads in the
+        iterating thread.
+    pin_memory : bool
+        Copy batches into pinned (page-locked) memory for faster transfer to the GPU.
+    persistent_workers : bool
+        Keep workers between epochs, default False; used only when ``num_workers > 0``.
+    prefetch_factor : int, optional
+        Batches fetched ahead per worker; torch's default when None. Used only when
+        ``num_workers > 0``.
+    multiprocessing_context : str, optional
+        ``"fork"`` or ``"spawn"`` to make the workers processes; None (default) keeps threads.
+        Used only when ``num_workers > 0``.
+    **kwargs : Any
+        Other :class:`ThreadDataLoader` (``DataLoader``) arguments, passed as is.
     """
     if num_workers > 0:
         kwargs["persistent_workers"] = persistent_workers

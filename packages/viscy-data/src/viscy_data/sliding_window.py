@@ -352,6 +352,24 @@ class MaskTestDataset(SlidingWindowDataset):
     as the image plate (labels are channel 0 of its ``array_key`` image at the window's
     center slice), or a directory of ``*_p<NNN>_z<Z>_cp_masks.png`` files (FOV number and
     Z slice in the name, timepoint 0).
+
+    Parameters
+    ----------
+    positions : list of iohub Position
+        FOVs to sample (all from one store).
+    channels : ChannelMap
+        ``{"source": [...], "target": [...]}`` channel names (target optional).
+    z_window_size : int
+        Number of Z slices per sample.
+    transform : callable, optional
+        Dictionary transform applied to each sample.
+    ground_truth_masks : str, optional
+        OME-Zarr store or directory of ``*cp_masks.png`` files (see above); None (default)
+        adds no labels.
+    array_key : str
+        Image array in each position (and in the mask store), default ``"0"``.
+    **kwargs : Any
+        Other parameters of :class:`SlidingWindowDataset`.
     """
 
     def __init__(

@@ -35,35 +35,35 @@ _PERCENTILES = [1, 5, 25, 50, 75, 95, 99]
 def intensity_statistics(values: ArrayLike) -> dict[str, float]:
     """Summary statistics of pixel intensities, keyed by :data:`INTENSITY_STATISTICS_KEYS`.
 
-        Parameters
-        ----------
-        values : array-like
-            Intensities of any shape and numeric dtype; flattened. Percentiles, min and max are
-            computed in float64; mean and std in the sample's floating precision (float64 for
-            integer samples), as 0.1.0's ``get_val_stats`` did.
+    Parameters
+    ----------
+    values : array-like
+        Intensities of any shape and numeric dtype; flattened. Percentiles, min and max are
+        computed in float64; mean and std in the sample's floating precision (float64 for
+        integer samples), as 0.1.0's ``get_val_stats`` did.
 
-        Returns
-        -------
-        dict[str, float]
-            ``min, max, mean, std, median, iqr, p5, p95, p95_p5, p1, p99, p99_p1`` as Python
-            floats. ``std`` is the population standard deviation (``ddof=0``); percentiles use
-            linear interpolation (numpy's default); ``iqr`` is ``p75 - p25``.
+    Returns
+    -------
+    dict[str, float]
+        ``min, max, mean, std, median, iqr, p5, p95, p95_p5, p1, p99, p99_p1`` as Python
+        floats. ``std`` is the population standard deviation (``ddof=0``); percentiles use
+        linear interpolation (numpy's default); ``iqr`` is ``p75 - p25``.
 
-        Raises
-        ------
-        TypeError
-            If ``values`` is not numeric.
-        ValueError
-            If ``values`` holds no number once NaNs are dropped (empty, or all NaN).
+    Raises
+    ------
+    TypeError
+        If ``values`` is not numeric.
+    ValueError
+        If ``values`` holds no number once NaNs are dropped (empty, or all NaN).
 
-        Notes
-        -----
-        NaN values are ignored: they are dropped before anything is computed, so the statistics
-        are those of the finite-or-infinite values that remain (as numpy's ``nan*`` functions
-        give). Infinite values are kept and propagate: ``max`` is ``inf``, and a statistic that
-    would take ``inf - inf`` (``std``, a percentile between two infinities) is NaN. A sample with no
-        value left is an error rather than a table of NaNs, which would normalize every pixel to
-        NaN without a word.
+    Notes
+    -----
+    NaN values are ignored: they are dropped before anything is computed, so the statistics
+    are those of the finite-or-infinite values that remain (as numpy's ``nan*`` functions
+    give). Infinite values are kept and propagate: ``max`` is ``inf``, and a statistic that
+    would take ``inf - inf`` (``std``, a percentile between two infinities) is NaN. A sample
+    with no value left is an error rather than a table of NaNs, which would normalize every
+    pixel to NaN without a word.
     """
     sample = np.asarray(values).ravel()
     if not (np.issubdtype(sample.dtype, np.number) or sample.dtype == bool):

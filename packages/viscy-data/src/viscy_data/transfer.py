@@ -53,6 +53,12 @@ def trainer_stage(trainer: Any) -> Stage | None:
     ``"train"``, ``"val"``, ``"test"``, ``"predict"``, or None without a trainer or stage.
 
     Flags a trainer-like object lacks count as False.
+
+    Parameters
+    ----------
+    trainer : Any
+        A Lightning ``Trainer`` (or an object with its ``sanity_checking``, ``training``,
+        ``validating``, ``testing`` and ``predicting`` flags), or None.
     """
     if trainer is None:
         return None

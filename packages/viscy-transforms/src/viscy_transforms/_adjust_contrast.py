@@ -19,13 +19,11 @@ __all__ = ["BatchedRandAdjustContrast", "BatchedRandAdjustContrastd"]
 
 
 def _gamma_range(gamma: tuple[float, float] | float) -> tuple[float, float]:
-    # Same convention as MONAI RandAdjustContrast.
+    # 0.1.0: a number is a fixed gamma (not MONAI's (0.5, gamma) range)
     if isinstance(gamma, int | float):
-        if gamma <= 0.5:
-            raise ValueError(
-                f"gamma as a number must be > 0.5 (range is (0.5, gamma)), got {gamma}."
-            )
-        return (0.5, float(gamma))
+        if gamma <= 0:
+            raise ValueError(f"gamma must be > 0, got {gamma}.")
+        return (float(gamma), float(gamma))
     values = tuple(float(g) for g in gamma)
     if len(values) != 2 or min(values) <= 0:
         raise ValueError(f"gamma must be a number or a pair of positive numbers, got {gamma!r}.")
@@ -40,7 +38,7 @@ class BatchedRandAdjustContrast(BatchedRandomizableMixin, RandomizableTransform)
     Parameters
     ----------
     gamma : tuple[float, float] | float
-        Range of gamma; a number ``g`` means ``(0.5, g)``.
+        Range of gamma; a number ``g`` applies that fixed gamma (as in 0.1.0).
     prob : float
         Probability, per sample, of applying the adjustment.
     invert_image : bool
@@ -99,7 +97,23 @@ class BatchedRandAdjustContrast(BatchedRandomizableMixin, RandomizableTransform)
 
 
 class BatchedRandAdjustContrastd(BatchedRandDictMixin, MapTransform, RandomizableTransform):
-    """Dictionary version of :class:`BatchedRandAdjustContrast` (keys share the gammas)."""
+    """Dictionary version of :class:`BatchedRandAdjustContrast` (keys share the gammas).
+
+    Parameters
+    ----------
+    keys : str or Iterable[str]
+        Keys of the batch dict to transform.
+    gamma : tuple[float, float] or float
+        Range of gamma, default ``(0.5, 4.5)``; a number ``g`` applies that fixed gamma.
+    prob : float
+        Probability, per sample, of applying the adjustment, default 0.1.
+    invert_image : bool
+        Default False; if True, negate before and after the adjustment (acts on the dark end).
+    retain_stats : bool
+        Default False; if True, restore each sample's mean and standard deviation afterwards.
+    allow_missing_keys : bool
+        Default False; if True, keys absent from the batch are skipped instead of raising.
+    """
 
     def __init__(
         self,

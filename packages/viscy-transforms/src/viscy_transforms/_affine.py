@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import torch
@@ -142,7 +143,8 @@ class BatchedRandAffined(BatchedRandomizableMixin, MapTransform, RandomizableTra
         and [2] Y along Z (tilting the stack); or 6 entries, the off-diagonal terms of the
         (z, y, x) matrix in MONAI's order.
     translate_range : Sequence[tuple[float, float] | float] | float | None
-        Translation ranges in voxels along Z, Y, X.
+        Translation ranges along Z, Y, X as fractions of the image size (0.1.0 semantics:
+        0.1 moves by up to a tenth of the size).
     scale_range : tuple[float, float] | Sequence[tuple[float, float]] | None
         Multiplicative zoom factor ranges (1 = unchanged): one (min, max) pair for all axes
         or one per axis (Z, Y, X).
@@ -198,6 +200,22 @@ class BatchedRandAffined(BatchedRandomizableMixin, MapTransform, RandomizableTra
         )
         self.shear_range = _ranges(shear_range, n_shear, "shear_range")
         self.translate_range = _ranges(translate_range, 3, "translate_range")
+        flat_scale = scale_range is None or (
+            len(scale_range) == 2 and all(isinstance(v, int | float) for v in scale_range)
+        )
+        if isotropic_scale and not flat_scale:
+            raise ValueError(
+                "isotropic_scale=True cannot be combined with per-axis scale_range; use a flat "
+                f"(min, max) pair, got scale_range={scale_range!r}."
+            )
+        if shear_range is not None and any(lo or hi for lo, hi in self.shear_range):
+            warnings.warn(
+                "BatchedRandAffined shear_range: 0.1.0 reads shear angles in degrees; this "
+                "version reads shear factors (see COMPATIBILITY.md, viscy-transforms). Convert "
+                "0.1.0 values with tan(radians(angle)).",
+                UserWarning,
+                stacklevel=2,
+            )
         self.scale_range = _scale_ranges(scale_range)
         self.isotropic_scale = isotropic_scale
         self.scale_z_shear = scale_z_shear
@@ -236,7 +254,9 @@ class BatchedRandAffined(BatchedRandomizableMixin, MapTransform, RandomizableTra
             factor = spatial[a] / spatial[b] if self.scale_z_shear and 0 in (a, b) else 1.0
             shear[:, a, b] = values[:, column] * factor
         linear = _rotation(uniform(self.rotate_range)) @ shear @ torch.diag_embed(scales)
-        return linear, uniform(self.translate_range)
+        # 0.1.0: translate_range is a fraction of the image size along each axis
+        size = torch.tensor(spatial, dtype=torch.float64)
+        return linear, uniform(self.translate_range) * size
 
     def _coverage(
         self, linear: torch.Tensor, translation: torch.Tensor, spatial: Sequence[int]

@@ -58,7 +58,19 @@ class BatchedRandFlip(BatchedRandomizableMixin, RandomizableTransform):
 
 
 class BatchedRandFlipd(BatchedRandDictMixin, MapTransform, RandomizableTransform):
-    """Dictionary version of :class:`BatchedRandFlip` (keys of a sample flip together)."""
+    """Dictionary version of :class:`BatchedRandFlip` (keys of a sample flip together).
+
+    Parameters
+    ----------
+    keys : str or Iterable[str]
+        Keys of the batch dict to transform.
+    spatial_axes : int or Sequence[int]
+        Spatial axes to flip, 0 = Z, 1 = Y, 2 = X (tensor dims 2, 3, 4), default all three.
+    prob : float
+        Probability of flipping a sample along one axis, default 0.5.
+    allow_missing_keys : bool
+        Default False; if True, keys absent from the batch are skipped instead of raising.
+    """
 
     def __init__(
         self,

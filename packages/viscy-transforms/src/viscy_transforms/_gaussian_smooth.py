@@ -93,7 +93,24 @@ class BatchedRandGaussianSmooth(BatchedRandomizableMixin, RandomizableTransform)
 
 
 class BatchedRandGaussianSmoothd(BatchedRandDictMixin, MapTransform, RandomizableTransform):
-    """Dictionary version of :class:`BatchedRandGaussianSmooth` (keys share the sigmas)."""
+    """Dictionary version of :class:`BatchedRandGaussianSmooth` (keys share the sigmas).
+
+    Parameters
+    ----------
+    keys : str or Iterable[str]
+        Keys of the batch dict to transform.
+    sigma_x, sigma_y, sigma_z : tuple[float, float] or float
+        Range of sigma (voxels) along X, Y, Z, default ``(1.0, 3.0)``; a number is a fixed
+        sigma.
+    truncated : float
+        Kernel half-width in units of sigma, default 4.0.
+    prob : float
+        Probability, per sample, of smoothing, default 0.5.
+    border_type : str
+        Border padding: constant (zeros, the default), reflect, replicate or circular.
+    allow_missing_keys : bool
+        Default False; if True, keys absent from the batch are skipped instead of raising.
+    """
 
     def __init__(
         self,

@@ -94,7 +94,25 @@ class RandGaussianNoiseTensor(RandGaussianNoise):
 
 
 class RandGaussianNoiseTensord(RandGaussianNoised):
-    """Dictionary version of :class:`RandGaussianNoiseTensor` (all keys share the noise)."""
+    """Dictionary version of :class:`RandGaussianNoiseTensor` (all keys share the noise).
+
+    Parameters
+    ----------
+    keys : str or Iterable[str]
+        Keys of the batch dict to transform.
+    prob : float
+        Probability of adding noise, default 0.1.
+    mean : float
+        Mean of the noise, in image intensity units, default 0.0.
+    std : float
+        Standard deviation of the noise (upper bound if ``sample_std``), default 0.1.
+    dtype : type
+        Output dtype for non-floating inputs, default float32.
+    allow_missing_keys : bool
+        Default False; if True, keys absent from the batch are skipped instead of raising.
+    sample_std : bool
+        Default True: draw the standard deviation uniformly from ``[0, std)``.
+    """
 
     def __init__(
         self,
@@ -123,8 +141,20 @@ class RandGaussianNoiseTensord(RandGaussianNoised):
 class BatchedRandGaussianNoise(BatchedRandomizableMixin, RandGaussianNoiseTensor):
     """Add Gaussian noise to each sample of a (B, C, ...) batch with its own std and coin flip.
 
-    Parameters are as in :class:`RandGaussianNoiseTensor`; ``prob`` and the sampled std are
-    per sample.
+    As in :class:`RandGaussianNoiseTensor`, but ``prob`` and the sampled std are per sample.
+
+    Parameters
+    ----------
+    prob : float
+        Probability of adding noise to a sample, default 0.1.
+    mean : float
+        Mean of the noise, in image intensity units, default 0.0.
+    std : float
+        Standard deviation of the noise (upper bound if ``sample_std``), default 0.1.
+    dtype : DtypeLike
+        Output dtype for non-floating inputs, default float32.
+    sample_std : bool
+        Default True: draw the standard deviation uniformly from ``[0, std)``, per sample.
     """
 
     def __init__(
@@ -185,7 +215,25 @@ class BatchedRandGaussianNoise(BatchedRandomizableMixin, RandGaussianNoiseTensor
 
 
 class BatchedRandGaussianNoised(RandGaussianNoiseTensord):
-    """Dictionary version of :class:`BatchedRandGaussianNoise` (keys share the noise)."""
+    """Dictionary version of :class:`BatchedRandGaussianNoise` (keys share the noise).
+
+    Parameters
+    ----------
+    keys : str or Iterable[str]
+        Keys of the batch dict to transform.
+    prob : float
+        Probability of adding noise to a sample, default 0.1.
+    mean : float
+        Mean of the noise, in image intensity units, default 0.0.
+    std : float
+        Standard deviation of the noise (upper bound if ``sample_std``), default 0.1.
+    dtype : type
+        Output dtype for non-floating inputs, default float32.
+    allow_missing_keys : bool
+        Default False; if True, keys absent from the batch are skipped instead of raising.
+    sample_std : bool
+        Default True: draw the standard deviation uniformly from ``[0, std)``, per sample.
+    """
 
     def __init__(
         self,

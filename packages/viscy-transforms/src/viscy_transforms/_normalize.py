@@ -59,7 +59,7 @@ def _broadcast(value: StatValue, img: torch.Tensor, dtype: torch.dtype, name: st
 
 
 class _StatNormalized(MapTransform):
-    """Shared key handling: ``(x - shift) / scale`` with both read from ``norm_meta``."""
+    """Shared key handling: two statistics read from ``norm_meta`` per key."""
 
     def __init__(self, keys: str | Iterable[str], level: Level, remove_meta: bool) -> None:
         super().__init__(keys, allow_missing_keys=False)
@@ -69,7 +69,7 @@ class _StatNormalized(MapTransform):
     def _stats(self) -> tuple[str, str]:
         raise NotImplementedError
 
-    def _denominator(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    def _normalize(self, img: torch.Tensor, first: torch.Tensor, second: torch.Tensor):
         raise NotImplementedError
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
@@ -80,7 +80,7 @@ class _StatNormalized(MapTransform):
             dtype = img.dtype if img.is_floating_point() else torch.float32
             shift = _broadcast(_lookup(d, key, self.level, first), img, dtype, first)
             other = _broadcast(_lookup(d, key, self.level, second), img, dtype, second)
-            d[key] = (img.to(dtype) - shift) / self._denominator(shift, other)
+            d[key] = self._normalize(img.to(dtype), shift, other)
         if self.remove_meta:
             d.pop("norm_meta", None)
         return d
@@ -122,15 +122,15 @@ class NormalizeSampled(_StatNormalized):
     def _stats(self) -> tuple[str, str]:
         return self.subtrahend, self.divisor
 
-    def _denominator(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-        return high + _EPS
+    def _normalize(self, img: torch.Tensor, first: torch.Tensor, second: torch.Tensor):
+        return (img - first) / (second + _EPS)
 
 
 class MinMaxSampled(_StatNormalized):
-    """Scale ``[low, high]`` statistics from ``sample["norm_meta"]`` to ``[0, 1]``.
+    """Clip to ``[low, high]`` statistics from ``sample["norm_meta"]`` and map to ``[-1, 1]``.
 
-    ``(x - low) / (high - low + eps)``; see :class:`NormalizeSampled` for where the
-    statistics come from.
+    ``2 * (clip(x, low, high) - low) / (high - low + eps) - 1`` (the 0.1.0 behaviour); see
+    :class:`NormalizeSampled` for where the statistics come from.
 
     Parameters
     ----------
@@ -159,5 +159,7 @@ class MinMaxSampled(_StatNormalized):
     def _stats(self) -> tuple[str, str]:
         return _RANGES[self.data_range]
 
-    def _denominator(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-        return high - low + _EPS
+    def _normalize(self, img: torch.Tensor, low: torch.Tensor, high: torch.Tensor):
+        # 0.1.0: clip to the sampled range, then map it to [-1, 1]
+        img = torch.minimum(torch.maximum(img, low), high)
+        return 2 * (img - low) / (high - low + _EPS) - 1

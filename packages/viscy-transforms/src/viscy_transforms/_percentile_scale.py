@@ -110,7 +110,27 @@ class BatchedScaleIntensityRangePercentiles(ScaleIntensityRangePercentiles):
 
 
 class BatchedScaleIntensityRangePercentilesd(MapTransform):
-    """Dictionary version of :class:`BatchedScaleIntensityRangePercentiles`."""
+    """Dictionary version of :class:`BatchedScaleIntensityRangePercentiles`.
+
+    Parameters
+    ----------
+    keys : str or Iterable[str]
+        Keys of the batch dict to transform.
+    lower, upper : float
+        Percentiles in [0, 100].
+    b_min, b_max : float or None
+        Output range; if either is None the result is ``(x - p_lower) / (p_upper - p_lower)``.
+    clip : bool
+        Default False; if True, clip the output to ``[b_min, b_max]``.
+    relative : bool
+        Default False; if True, map to the corresponding percentiles of ``[b_min, b_max]``.
+    channel_wise : bool
+        Default False; if True, take percentiles per channel instead of per sample.
+    dtype : DtypeLike
+        Output dtype for non-floating inputs, default float32.
+    allow_missing_keys : bool
+        Default False; if True, keys absent from the batch are skipped instead of raising.
+    """
 
     def __init__(
         self,

@@ -61,7 +61,21 @@ class BatchedRandScaleIntensity(BatchedRandomizableMixin, RandomizableTransform)
 
 
 class BatchedRandScaleIntensityd(BatchedRandDictMixin, MapTransform, RandomizableTransform):
-    """Dictionary version of :class:`BatchedRandScaleIntensity` (keys share the factors)."""
+    """Dictionary version of :class:`BatchedRandScaleIntensity` (keys share the factors).
+
+    Parameters
+    ----------
+    keys : str or Iterable[str]
+        Keys of the batch dict to transform.
+    factors : tuple[float, float] or float
+        Range of ``factor``, default 0.1; a number ``f`` means ``(-f, f)``.
+    prob : float
+        Probability, per sample, of applying the scaling, default 0.1.
+    channel_wise : bool
+        Default False; if True, draw one factor per channel instead of one per sample.
+    allow_missing_keys : bool
+        Default False; if True, keys absent from the batch are skipped instead of raising.
+    """
 
     def __init__(
         self,

@@ -54,6 +54,12 @@ class StackChannelsd(MapTransform):
 
 
 class BatchedStackChannelsd(StackChannelsd):
-    """:class:`StackChannelsd` for batches: channel keys are (B, 1, Z, Y, X), stacked on dim 1."""
+    """:class:`StackChannelsd` for batches: channel keys are (B, 1, Z, Y, X), stacked on dim 1.
+
+    Parameters
+    ----------
+    channel_map : ChannelMap
+        Output key -> channel keys, in stacking order.
+    """
 
     channel_dim = 1

@@ -80,7 +80,23 @@ class BatchedZoom(Transform):
 
 
 class BatchedZoomd(MapTransform):
-    """Dictionary version of :class:`BatchedZoom`."""
+    """Dictionary version of :class:`BatchedZoom`.
+
+    Parameters
+    ----------
+    keys : Sequence[str]
+        Keys of the batch dict to resize.
+    scale_factor : float or tuple[float, float, float]
+        Zoom factor, for all axes or per axis (Z, Y, X).
+    mode : InterpolationMode
+        Interpolation mode of ``F.interpolate``.
+    align_corners : bool or None
+        Passed to ``F.interpolate`` (default None).
+    recompute_scale_factor : bool or None
+        Passed to ``F.interpolate`` (default None).
+    antialias : bool
+        Passed to ``F.interpolate`` (default False).
+    """
 
     #: Y/X read margin factor for readers of a larger window (duck-typed by viscy-data):
     #: sqrt(2) covers a 45 degree rotation without pixels from outside the patch.

@@ -41,6 +41,8 @@ __all__ = [
     "check_main",
     "check_model_against_data",
     "check_plate_inputs",
+    "config_normalizations",
+    "config_patch_sizes",
     "open_plate_info",
 ]
 
@@ -202,7 +204,7 @@ def open_plate_info(path: str | Path, report: CheckReport, where: str) -> PlateI
         node.close()
 
 
-def _normalizations(data_args: Mapping[str, Any]) -> list[tuple[str, list[str], str]]:
+def config_normalizations(data_args: Mapping[str, Any]) -> list[tuple[str, list[str], str]]:
     """``(class name, keys, level)`` of every stored-statistics normalization in the config."""
     found = []
     for section in ("normalizations", "augmentations", "gpu_augmentations"):
@@ -378,7 +380,8 @@ class CheckContext:
         return self.plates[key]
 
 
-def _patch_sizes(data_args: Mapping[str, Any]) -> dict[str, Sequence[int]]:
+def config_patch_sizes(data_args: Mapping[str, Any]) -> dict[str, Sequence[int]]:
+    """The patch-size arguments a data section sets (``yx_patch_size`` and the triplet ones)."""
     return {
         key: data_args[key]
         for key in ("yx_patch_size", "initial_yx_patch_size", "final_yx_patch_size")
@@ -419,8 +422,8 @@ def _check_data_section(ctx: CheckContext) -> None:
         channels,
         z_range=z_range,
         z_window=z_window,
-        patch_sizes=_patch_sizes(args),
-        normalizations=_normalizations(args),
+        patch_sizes=config_patch_sizes(args),
+        normalizations=config_normalizations(args),
         tracks_path=args.get("tracks_path"),
     )
 

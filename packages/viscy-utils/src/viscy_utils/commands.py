@@ -34,7 +34,14 @@ class LazyCommand:
     help: str
     prefix: tuple[str, ...] = ()
 
+    def precheck(self, argv: Sequence[str]) -> int | None:
+        """Run before the import; an exit status stops the command (subclasses override)."""
+        return None
+
     def __call__(self, argv: Sequence[str]) -> int:
+        status = self.precheck(argv)
+        if status is not None:
+            return status
         module_name, func_name = self.target.split(":")
         func = getattr(importlib.import_module(module_name), func_name)
         result = func([*self.prefix, *argv])

@@ -229,6 +229,14 @@ def write_normalization_metadata(data_path: str | Path, stats: PlateStatistics) 
 
     Each node's ``normalization`` attribute is replaced in one assignment,
     keeping entries of channels not in ``stats``.
+
+    Parameters
+    ----------
+    data_path : str or Path
+        HCS OME-Zarr plate, opened in ``r+`` mode.
+    stats : PlateStatistics
+        Statistics to write, e.g. from :func:`compute_normalization_stats`; FOV-level entries
+        go to each FOV in ``stats.fovs``, dataset-level entries to the plate.
     """
     from iohub.ngff import open_ome_zarr
 
@@ -257,7 +265,26 @@ def generate_normalization_metadata(
 ) -> PlateStatistics:
     """Compute normalization statistics of a plate and write them into its metadata.
 
-    Parameters are those of :func:`compute_normalization_stats`.
+    Parameters
+    ----------
+    data_path : str or Path
+        HCS OME-Zarr plate; its metadata is updated in place.
+    channel_names : sequence of str, optional
+        Channels to compute; all when None.
+    grid_spacing : int
+        Sample every ``grid_spacing``-th pixel along Y and X (1 = all pixels), default 32.
+    num_workers : int
+        Processes working on FOVs in parallel (``<= 1``: in this process), default 1.
+    image_key : str
+        Image array inside each FOV, default ``"0"``.
+    max_dataset_samples_per_fov : int
+        Cap on the pixels each FOV contributes to the dataset-level statistics,
+        default 200000.
+    progress : bool
+        Show a tqdm progress bar over FOVs, default True.
+    mp_start_method : str, optional
+        ``"fork"``, ``"spawn"`` or ``"forkserver"`` for the worker processes
+        (the platform default when None).
 
     Returns
     -------

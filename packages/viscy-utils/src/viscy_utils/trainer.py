@@ -15,10 +15,16 @@ from viscy_utils.export import export_onnx, verify_onnx
 class VisCyTrainer(Trainer):
     """``lightning.pytorch.Trainer`` with VisCy defaults and an ``export`` method.
 
-    Parameters are those of ``Trainer``. When ``logger`` is left unset (or
-    True) a ``TensorBoardLogger`` writing under ``default_root_dir`` is used;
-    for Weights & Biases set ``logger`` to a ``WandbLogger`` explicitly (it
-    needs ``pip install wandb``).
+    Parameters
+    ----------
+    *args : Any
+        Positional parameters of ``Trainer``.
+    logger : Logger or bool or None
+        Left unset (None) or True: a ``TensorBoardLogger`` writing under
+        ``default_root_dir`` (the working directory if that is unset). False: no logger.
+        For Weights & Biases pass a ``WandbLogger`` (it needs ``pip install wandb``).
+    **kwargs : Any
+        Keyword parameters of ``Trainer``.
     """
 
     def __init__(self, *args: Any, logger: Logger | bool | None = None, **kwargs: Any) -> None:
@@ -39,6 +45,7 @@ class VisCyTrainer(Trainer):
         datamodule: LightningDataModule | None = None,
         verify: bool = False,
         atol: float = 1e-4,
+        dynamo: bool = True,
     ) -> Path:
         """Export a model (optionally from a checkpoint) to ONNX.
 
@@ -68,6 +75,9 @@ class VisCyTrainer(Trainer):
             differs from the model's output by more than ``atol``.
         atol : float
             Tolerance of ``verify``.
+        dynamo : bool
+            Use the ``torch.export``-based exporter (else the TorchScript one, which some
+            models with shape-dependent branches need).
 
         Returns
         -------
@@ -95,6 +105,7 @@ class VisCyTrainer(Trainer):
             opset_version=opset_version,
             overwrite=overwrite,
             output_names=getattr(model, "onnx_output_names", None),
+            dynamo=dynamo,
         )
         if verify:
             diff = verify_onnx(model, path, example, atol=atol)

@@ -52,10 +52,10 @@ class CellWindow:
 PHENOTYPES = ("reporter", "relocalization")
 
 _NUCLEUS_R2 = 0.12  # nuclear profile exp(-r2 / (2 * this)): sigma ~ 0.35 cell radii
-_RELOCALIZED_FRACTION = 0.75  # of the reporter in the nucleus of an infected cell
+_RELOCALIZED_FRACTION = 0.85  # of the reporter in the nucleus of an infected cell
 _RELOCALIZATION_ELONGATION = (1.06, 0.95)  # (long, short) axis factors when infected
-_FLICKER_SIGMA = 0.5  # per-frame log-normal jitter of each cell's reporter brightness
-_DEBRIS_PER_CELL = 5.0  # fluorescent debris blobs per cell and frame, placed anew each frame
+_FLICKER_SIGMA = 0.3  # per-frame log-normal jitter of each cell's reporter brightness
+_DEBRIS_PER_CELL = 2.0  # fluorescent debris blobs per cell and frame, placed anew each frame
 
 
 def _add_debris(

@@ -7,10 +7,11 @@ from viscy_models.components.heads import (
     CosineClassifier,
     PixelToVoxelHead,
     PixelToVoxelShuffleHead,
+    UnsqueezeHead,
     projection_mlp,
     voxel_head_channels,
 )
-from viscy_models.components.stems import StemDepthtoChannels
+from viscy_models.components.stems import StemDepthtoChannels, UNeXt2Stem
 
 __all__ = [
     "MLP",
@@ -20,8 +21,10 @@ __all__ = [
     "PixelToVoxelHead",
     "PixelToVoxelShuffleHead",
     "StemDepthtoChannels",
+    "UNeXt2Stem",
     "UnetDecoder",
     "UnetDecoderStage",
+    "UnsqueezeHead",
     "projection_mlp",
     "voxel_head_channels",
 ]

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "UnsqueezeHead",
     "MLP",
     "Conv3dPReLU",
     "CosineClassifier",
@@ -124,6 +125,13 @@ class PixelToVoxelHead(nn.Module):
         x = x.transpose(1, 2).reshape(b * d, c, h, w)
         x = self.out(x)
         return x.reshape(b, d, c // 4, h * 2, w * 2).transpose(1, 2)
+
+
+class UnsqueezeHead(nn.Module):
+    """Add a depth axis of size 1: ``(B, C, Y, X) -> (B, C, 1, Y, X)``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.unsqueeze(2)
 
 
 class PixelToVoxelShuffleHead(nn.Module):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch.nn as nn
@@ -11,14 +12,26 @@ __all__ = ["StemDepthtoChannels", "stem_depth_out"]
 
 
 def stem_depth_out(in_stack_depth: int, kernel_depth: int, stride_depth: int) -> int:
-    """Depth left after the stem convolution; ValueError if the stack does not tile."""
-    if in_stack_depth < kernel_depth or (in_stack_depth - kernel_depth) % stride_depth:
+    """Depth left after the stem convolution (floor, like the convolution itself).
+
+    A stack shorter than the kernel is a ValueError; one that does not tile is accepted (as
+    in 0.1.0) with a warning that its last slices are never seen.
+    """
+    if in_stack_depth < kernel_depth:
         raise ValueError(
-            f"in_stack_depth={in_stack_depth} is not compatible with stem depth kernel "
-            f"{kernel_depth} and stride {stride_depth}: (in_stack_depth - kernel) must be a "
-            f"non-negative multiple of the stride. Change in_stack_depth to one of "
+            f"in_stack_depth={in_stack_depth} is smaller than the stem depth kernel "
+            f"{kernel_depth}; change in_stack_depth or stem_kernel_size[0]."
+        )
+    unused = (in_stack_depth - kernel_depth) % stride_depth
+    if unused:
+        warnings.warn(
+            f"in_stack_depth={in_stack_depth} does not tile with stem depth kernel "
+            f"{kernel_depth} and stride {stride_depth}: the last {unused} slice(s) of each "
+            f"stack are ignored. Use in_stack_depth in "
             f"{[kernel_depth + i * stride_depth for i in range(4)]} or change "
-            "stem_kernel_size[0] / stem_stride[0]."
+            "stem_kernel_size[0] / stem_stride[0].",
+            UserWarning,
+            stacklevel=3,
         )
     return (in_stack_depth - kernel_depth) // stride_depth + 1
 
@@ -35,28 +48,30 @@ class StemDepthtoChannels(nn.Module):
         Channels of the input stack.
     in_stack_depth : int
         Depth (Z) of the input stack.
-    out_channels : int
+    in_channels_encoder : int
         Channels expected by the 2D backbone after folding depth.
-    kernel_size : Sequence[int]
+    stem_kernel_size : Sequence[int]
         ``(kz, ky, kx)`` kernel of the 3D convolution.
-    stride : Sequence[int] | None
-        Stride; defaults to ``kernel_size`` (non-overlapping patches).
+    stem_stride : Sequence[int] | None
+        Stride (None: ``stem_kernel_size``, non-overlapping patches).
     backbone_name : str
-        Used in error messages only.
+        Used in error messages only (keyword-only).
     """
 
     def __init__(
         self,
         in_channels: int,
         in_stack_depth: int,
-        out_channels: int,
-        kernel_size: Sequence[int] = (5, 4, 4),
-        stride: Sequence[int] | None = None,
+        in_channels_encoder: int,
+        stem_kernel_size: Sequence[int] = (5, 4, 4),
+        stem_stride: Sequence[int] | None = (5, 4, 4),
+        *,
         backbone_name: str = "backbone",
     ) -> None:
         super().__init__()
-        kernel_size = tuple(int(k) for k in kernel_size)
-        stride = kernel_size if stride is None else tuple(int(s) for s in stride)
+        out_channels = in_channels_encoder
+        kernel_size = tuple(int(k) for k in stem_kernel_size)
+        stride = kernel_size if stem_stride is None else tuple(int(s) for s in stem_stride)
         if len(kernel_size) != 3 or len(stride) != 3:
             raise ValueError(
                 f"stem kernel size {kernel_size} and stride {stride} must both have 3 entries "
@@ -99,3 +114,24 @@ def unfold_depth(x: Tensor, depth: int) -> Tensor:
     """``(B, C * D, H, W) -> (B, C, D, H, W)``."""
     b, cd, h, w = x.shape
     return x.reshape(b, cd // depth, depth, h, w)
+
+
+class UNeXt2Stem(StemDepthtoChannels):
+    """The stem of :class:`~viscy_models.UNeXt2`: non-overlapping 3D patches folded into
+    ``out_channels`` 2D channels (``kernel_size`` is also the stride)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: tuple[int, int, int],
+        in_stack_depth: int,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            in_stack_depth,
+            out_channels,
+            stem_kernel_size=kernel_size,
+            stem_stride=kernel_size,
+            backbone_name="UNeXt2",
+        )

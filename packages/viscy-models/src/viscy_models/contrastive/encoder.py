@@ -57,6 +57,8 @@ class ContrastiveEncoder(nn.Module):
     pretrained : bool
         Load ImageNet weights (needs network access or a filled cache).
 
+    Notes
+    -----
     ``forward(x)`` maps ``(B, C, Z, Y, X)`` to ``(features (B, embedding_dim),
     projections (B, projection_dim))``.
     """
@@ -90,8 +92,8 @@ class ContrastiveEncoder(nn.Module):
             in_channels,
             in_stack_depth,
             stem_channels,
-            kernel_size=stem_kernel_size,
-            stride=stem_stride,
+            stem_kernel_size=stem_kernel_size,
+            stem_stride=stem_stride,
             backbone_name=backbone,
         )
         self.encoder = encoder

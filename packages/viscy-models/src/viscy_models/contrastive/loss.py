@@ -22,15 +22,20 @@ import math
 from typing import Any, Literal
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from pytorch_metric_learning import losses as pml_losses
 from torch import Tensor
 
 __all__ = ["NTXentHCL", "NTXentLoss"]
 
 
-class NTXentLoss(nn.Module):
+class NTXentLoss(pml_losses.NTXentLoss):
     """Normalized temperature-scaled cross entropy (NT-Xent, SimCLR).
+
+    A subclass of pytorch-metric-learning's ``NTXentLoss`` (as in 0.1.0): extra keyword
+    arguments (``distance``, ``reducer``, ...) go to it, and calls with ``indices_tuple``,
+    ``ref_emb`` or ``ref_labels`` are computed by it; plain ``loss(embeddings, labels)``
+    calls use the formula above (equal to pytorch-metric-learning's for ``beta = 0``).
 
     Parameters
     ----------
@@ -53,14 +58,8 @@ class NTXentLoss(nn.Module):
         temperature_warmup_epochs: int = 50,
         **kwargs: Any,
     ) -> None:
-        super().__init__()
-        if kwargs:
-            raise TypeError(
-                f"{type(self).__name__} got unsupported arguments {sorted(kwargs)}; supported: "
-                "temperature, temperature_schedule, temperature_start, temperature_warmup_epochs"
-                + (", beta" if isinstance(self, NTXentHCL) else "")
-                + "."
-            )
+        super().__init__(temperature=temperature, **kwargs)
+        self._pml_kwargs = sorted(kwargs)
         if temperature <= 0 or temperature_start <= 0:
             raise ValueError(
                 f"temperatures must be > 0, got temperature={temperature}, "
@@ -71,6 +70,7 @@ class NTXentLoss(nn.Module):
                 "temperature_schedule must be 'cosine' or 'constant', "
                 f"got {temperature_schedule!r}."
             )
+        self.base_temperature = float(temperature)
         self.temperature = float(temperature)
         self.temperature_schedule = temperature_schedule
         self.temperature_start = float(temperature_start)
@@ -81,20 +81,45 @@ class NTXentLoss(nn.Module):
     def current_temperature(self) -> float:
         """Temperature used now (depends on the schedule and :meth:`set_epoch`)."""
         if self.temperature_schedule == "constant" or self.temperature_warmup_epochs <= 0:
-            return self.temperature
+            return self.base_temperature
         progress = min(self.epoch / self.temperature_warmup_epochs, 1.0)
         weight = 0.5 * (1.0 + math.cos(math.pi * progress))
-        return self.temperature + (self.temperature_start - self.temperature) * weight
+        return self.base_temperature + (self.temperature_start - self.base_temperature) * weight
 
     def set_epoch(self, epoch: int) -> None:
         """Advance the temperature schedule (call at the start of every training epoch)."""
         self.epoch = int(epoch)
+        # pytorch-metric-learning's own computation reads ``self.temperature``
+        self.temperature = self.current_temperature
+
+    def step(self, epoch: int) -> None:
+        """0.1.0 name of :meth:`set_epoch`."""
+        self.set_epoch(epoch)
 
     def _beta(self) -> float:
         return 0.0
 
-    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+    def forward(
+        self,
+        embeddings: Tensor,
+        labels: Tensor | None = None,
+        indices_tuple: Any = None,
+        ref_emb: Tensor | None = None,
+        ref_labels: Tensor | None = None,
+    ) -> Tensor:
         """Mean loss over positive pairs of ``embeddings`` (N, D) grouped by ``labels`` (N,)."""
+        pml_call = indices_tuple is not None or ref_emb is not None or ref_labels is not None
+        if pml_call or self._pml_kwargs:
+            if self._beta() != 0.0:
+                raise ValueError(
+                    f"{type(self).__name__} with beta={self._beta()} supports only "
+                    "loss(embeddings, labels) with default pytorch-metric-learning options; "
+                    "use beta=0 for indices_tuple / ref_emb / distance / reducer."
+                )
+            self.temperature = self.current_temperature
+            return super().forward(embeddings, labels, indices_tuple, ref_emb, ref_labels)
+        if labels is None:
+            raise ValueError(f"{type(self).__name__} needs labels (rows with equal labels pair).")
         if embeddings.ndim != 2:
             raise ValueError(f"embeddings must be (N, D), got shape {tuple(embeddings.shape)}.")
         if labels.shape != (embeddings.shape[0],):

@@ -30,6 +30,8 @@ class ResNet3dEncoder(nn.Module):
     pretrained : bool
         Load MedicalNet weights (needs network access or a filled cache).
 
+    Notes
+    -----
     ``forward(x)`` maps ``(B, C, Z, Y, X)`` to ``(features, projections)``.
     """
 

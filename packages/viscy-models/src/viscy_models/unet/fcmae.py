@@ -59,7 +59,7 @@ class MaskedConvNeXtV2Block(nn.Module):
         self.dwconv = nn.Conv2d(
             channels, channels, kernel_size=7, padding=3, groups=channels, bias=False
         )
-        self.layernorm = nn.LayerNorm(channels, eps=1e-6)
+        self.layernorm = nn.LayerNorm(channels)  # eps 1e-5, as in 0.1.0
         self.mlp = GlobalResponseNormMlp(channels, 4 * channels)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
@@ -126,7 +126,7 @@ class MaskedAdaptiveProjection(nn.Module):
         self.conv2d = nn.Conv2d(
             in_channels, out_channels, kernel_size=kernel_size_2d, stride=kernel_size_2d
         )
-        self.norm = nn.LayerNorm(out_channels, eps=1e-6)
+        self.norm = nn.LayerNorm(out_channels)  # eps 1e-5, as in 0.1.0
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         if x.ndim == 5 and x.shape[2] == 1:

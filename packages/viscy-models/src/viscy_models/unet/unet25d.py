@@ -88,8 +88,9 @@ class Unet25d(nn.Module):
             cout,
             kernel_size=(kz, *self.xy_kernel_size),
             num_repeats=kwargs.pop("num_repeats", self.num_block_layers),
-            residual=self.residual,
+            residual=kwargs.pop("residual", self.residual),
             dropout=kwargs.pop("dropout", self.dropout),
+            filter_steps="first",
             **kwargs,
         )
 
@@ -109,7 +110,13 @@ class Unet25d(nn.Module):
         for i in range(self.num_blocks):
             self.add_module(f"skip_conv_layer_{i}", nn.Conv3d(f[i], f[i], kernel_size=(kz, 1, 1)))
         self.terminal_block = self._block(
-            f[0], self.out_channels, 1, num_repeats=1, dropout=0.0, activation="linear"
+            f[0],
+            self.out_channels,
+            1,
+            num_repeats=1,
+            residual=False,
+            # 0.1.0: the "seg" head ends in a ReLU, the "reg" head is linear
+            activation="relu" if self.task == "seg" else "linear",
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -128,7 +135,7 @@ class Unet25d(nn.Module):
             x = getattr(self, f"down_conv_block_{i}")(x)
             skips.append(getattr(self, f"skip_conv_layer_{i}")(x))
             x = F.avg_pool3d(x, kernel_size=(1, 2, 2))
-        x = F.relu(self.bottom_transition_block(x))
+        x = self.bottom_transition_block(x)  # 0.1.0: no activation here
         for i in range(self.num_blocks):
             x = F.interpolate(x, scale_factor=(1, 2, 2), mode="trilinear", align_corners=False)
             x = torch.cat([x, skips.pop()], dim=1)

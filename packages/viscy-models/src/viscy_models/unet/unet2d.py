@@ -30,7 +30,7 @@ class Unet2d(nn.Module):
     residual : bool
         Add a 1x1-convolved shortcut in every block.
     dropout : float
-        Channel dropout after each convolution.
+        Recorded only: 0.1.0's Unet2d does not apply it (its blocks have no dropout).
     num_blocks : int
         Number of down (and up) blocks; Y and X must be multiples of ``2**num_blocks``.
     num_block_layers : int
@@ -38,8 +38,10 @@ class Unet2d(nn.Module):
     num_filters : Sequence[int]
         Filters per down block plus bottom; () means 16, 32, 64, ...
     task : {"seg", "reg"}
-        Recorded for configuration compatibility; the output is linear (logits for "seg").
+        "seg": the terminal convolution is followed by a ReLU; "reg": linear output.
 
+    Notes
+    -----
     Input ``(B, C, Y, X)`` or ``(B, C, 1, Y, X)``; the output has the same layout.
     """
 
@@ -75,8 +77,10 @@ class Unet2d(nn.Module):
             cout,
             kernel_size=self.kernel_size,
             num_repeats=kwargs.pop("num_repeats", self.num_block_layers),
-            residual=self.residual,
-            dropout=kwargs.pop("dropout", self.dropout),
+            residual=kwargs.pop("residual", self.residual),
+            # 0.1.0's Unet2d records ``dropout`` but its blocks do not apply it
+            dropout=False,
+            filter_steps="first",
             **kwargs,
         )
 
@@ -92,7 +96,13 @@ class Unet2d(nn.Module):
             j = self.num_blocks - 1 - i
             self.add_module(f"up_conv_block_{i}", self._block(f[j + 1] + f[j], f[j]))
         self.terminal_block = self._block(
-            f[0], self.out_channels, num_repeats=1, dropout=0.0, norm="none", activation="linear"
+            f[0],
+            self.out_channels,
+            num_repeats=1,
+            residual=False,
+            norm=None,
+            # 0.1.0: the "seg" head ends in a ReLU, the "reg" head is linear
+            activation="relu" if self.task == "seg" else "linear",
         )
 
     def forward(self, x: Tensor) -> Tensor:

@@ -10,7 +10,7 @@ from torch import Tensor
 from viscy_models._pretrained import create_timm_model
 from viscy_models.components.decoders import UnetDecoder
 from viscy_models.components.heads import PixelToVoxelHead, voxel_head_channels
-from viscy_models.components.stems import StemDepthtoChannels
+from viscy_models.components.stems import UNeXt2Stem
 
 __all__ = ["UNeXt2"]
 
@@ -105,13 +105,7 @@ class UNeXt2(nn.Module):
         # the 2D patchify convolution is replaced by the 3D stem below
         del encoder.stem_0
         self.encoder_stages = encoder
-        self.stem = StemDepthtoChannels(
-            in_channels,
-            in_stack_depth,
-            dims[0],
-            kernel_size=stem_kernel_size,
-            backbone_name=backbone,
-        )
+        self.stem = UNeXt2Stem(in_channels, dims[0], stem_kernel_size, in_stack_depth)
         head_in = voxel_head_channels(out_channels, out_stack_depth, head_expansion_ratio)
         self.decoder = UnetDecoder(
             num_channels=[dims[-1], *dims[-2:0:-1], head_in],

@@ -69,8 +69,8 @@ class VaeEncoder(nn.Module):
             in_channels,
             in_stack_depth,
             first.out_channels,
-            kernel_size=stem_kernel_size,
-            stride=stem_stride,
+            stem_kernel_size=stem_kernel_size,
+            stem_stride=stem_stride,
             backbone_name=backbone,
         )
         self.encoder = encoder
@@ -175,8 +175,10 @@ class BetaVae25D(nn.Module):
     upsample_pre_conv : "default" | Callable | None
         Convolution before pixel shuffle (None: parameter-free).
 
-    ``forward`` returns ``SimpleNamespace(recon_x, mean, logvar, z)``; ``z`` is sampled in
-    training mode and equals ``mean`` in eval mode.
+    Notes
+    -----
+    ``forward`` returns ``SimpleNamespace(recon_x, mean, logvar, z)``; ``z`` is sampled
+    (``mean + eps * exp(logvar / 2)``) in training and eval mode alike, as in 0.1.0.
     """
 
     def __init__(
@@ -240,8 +242,6 @@ class BetaVae25D(nn.Module):
                 f"got Y/X {tuple(x.shape[-2:])}."
             )
         mean, logvar = self.encoder(x)
-        if self.training:
-            z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
-        else:
-            z = mean
+        # 0.1.0 samples in eval mode too (seed torch for reproducible reconstructions)
+        z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
         return SimpleNamespace(recon_x=self.decoder(z), mean=mean, logvar=logvar, z=z)

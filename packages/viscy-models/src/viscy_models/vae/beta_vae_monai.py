@@ -40,6 +40,8 @@ class BetaVaeMonai(nn.Module):
     **kwargs
         Passed to ``monai.networks.nets.VarAutoEncoder``.
 
+    Notes
+    -----
     ``forward`` returns ``SimpleNamespace(recon_x, mean, logvar, z)``.
     """
 

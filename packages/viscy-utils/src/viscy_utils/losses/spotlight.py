@@ -59,7 +59,7 @@ class SpotlightLoss(nn.Module):
     sigmoid_k : float
         Sharpness of the normalized tunable sigmoid, in (-1, 0); more negative is sharper.
     eps : float
-        Added to the Dice denominator.
+        Smoothing of the Dice ratio ``(2 |S M| + eps) / (|S| + |M| + eps)``.
     fg_threshold : float or None
         Fixed foreground threshold on the target (e.g. 0.0 for targets normalized with the
         Otsu threshold as subtrahend); None: Otsu's threshold per sample and channel.
@@ -116,6 +116,6 @@ class SpotlightLoss(nn.Module):
             return self.lambda_mse * mse
         soft = self.soft_foreground(p)
         inter = (soft * mask).sum(-1)
-        dice = 1 - 2 * inter / (soft.sum(-1) + n_fg + self.eps)
+        dice = 1 - (2 * inter + self.eps) / (soft.sum(-1) + n_fg + self.eps)
         dice = dice[real].mean()
         return self.lambda_mse * mse + (1 - self.lambda_mse) * dice

@@ -1,0 +1,23 @@
+"""``python -m viscy_dev.docs {build,api,docstrings}``."""
+
+from __future__ import annotations
+
+import sys
+
+from viscy_dev.docs import api_pages, build, docstrings
+
+COMMANDS = {"build": build.main, "api": api_pages.main, "docstrings": docstrings.main}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one docs command."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in COMMANDS:
+        print("usage: python -m viscy_dev.docs {build,api [--check],docstrings}", file=sys.stderr)
+        return 2
+    command = COMMANDS[args[0]]
+    return command(args[1:]) if command is api_pages.main else command()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
