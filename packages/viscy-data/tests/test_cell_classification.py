@@ -60,7 +60,7 @@ class _Classifier(LightningModule):
         self.seen = []
 
     def _logits(self, img):
-        return self.layer(img.mean(dim=(1, 2, 3, 4)).unsqueeze(1) / 1000).squeeze(1)
+        return self.layer(img.mean(dim=(1, 2, 3, 4)).unsqueeze(1))  # (B, 1), as labels
 
     def training_step(self, batch, batch_idx):
         img, label = batch
@@ -97,7 +97,8 @@ def test_fit_and_predict_through_trainer(annotated_plate):
     assert len(model.seen) == 2
     (shape, labels), _ = model.seen
     assert shape == (4, 1, 4, 32, 32)
-    assert set(labels.tolist()) <= {0.0, 1.0}
+    assert labels.shape == (4, 1)
+    assert set(labels.flatten().tolist()) <= {0.0, 1.0}
     train = dm.train_dataset.annotation
     assert set(train["fov_name"]) == {plate.fov_names[0]}
     assert 2 not in set(train["t"])  # excluded timepoint
@@ -118,13 +119,18 @@ def test_labels_and_patches(annotated_plate):
         )
         img, label, index = dataset[0]
         row = annotation.iloc[1]
+        assert label.shape == (1,) and label.dtype == torch.float32  # as in 0.1.0
         assert float(label) == (1.0 if row["infection_state"] == "infected" else 0.0)
         y0 = int(np.clip(np.floor(row["y"] + 0.5) - 16, 0, SHAPE[3] - 32))
         x0 = int(np.clip(np.floor(row["x"] + 0.5) - 16, 0, SHAPE[4] - 32))
         raw = np.asarray(
             store[row["fov_name"]]["0"][int(row["t"]), 1:2, 2:6, y0 : y0 + 32, x0 : x0 + 32]
-        )
-    np.testing.assert_array_equal(img.numpy(), raw)
+        ).astype(np.float32)
+        stats = store[row["fov_name"]].zattrs["normalization"]["GFP"]["fov_statistics"]
+    # 0.1.0 z-scores with the FOV's mean and std of the channel
+    expected = (raw - np.float32(stats["mean"])) / np.float32(stats["std"])
+    np.testing.assert_allclose(img.numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert abs(float(img.mean())) < 5  # normalized, not raw counts
     assert index["track_id"] == row["track_id"]
     batch = dataset.__getitems__([0, 1, 2])
     assert len(batch) == 3
@@ -176,3 +182,12 @@ def test_missing_files(annotated_plate, tmp_path):
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(ValueError, match="Cannot read annotation CSV"):
         _datamodule(plate, tmp_path / "empty.csv").setup("fit")
+
+
+def test_setup_stages_as_in_0_1_0(annotated_plate):
+    plate, csv, _ = annotated_plate
+    dm = _datamodule(plate, csv)
+    with pytest.raises(ValueError, match="Unknown stage: unknown"):
+        dm.setup("unknown")
+    with pytest.raises(NotImplementedError):
+        dm.setup("test")

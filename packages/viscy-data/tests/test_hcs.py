@@ -316,3 +316,89 @@ def test_predict_on_a_single_position_store(hcs_plate_v5):
     np.testing.assert_array_equal(batch["source"][0, 0].numpy(), raw)
     with pytest.raises(ValueError, match="single position"):
         dm.setup("fit")
+
+
+# ------------------------------------------------------------------ 0.1.0 behaviour
+
+
+class _Training:
+    """Trainer flags of a training step, for calling ``on_after_batch_transfer`` directly."""
+
+    training, sanity_checking, validating, testing, predicting = True, False, False, False, False
+
+
+class _SeenShapes:
+    """A batch-keyed GPU transform stand-in that records the shapes it is given."""
+
+    keys = ("source", "target")
+
+    def __init__(self):
+        self.shapes: dict[str, tuple] = {}
+
+    def __call__(self, data):
+        self.shapes = {k: tuple(v.shape) for k, v in data.items() if isinstance(v, torch.Tensor)}
+        return data
+
+
+def test_gpu_augmentations_keyed_source_target_then_target_2d(hcs_plate_v5):
+    """0.1.0 configs key GPU augmentations by ``source``/``target``; the mask moves with the
+    target, and ``target_2d`` keeps the center slice after the augmentations."""
+    from viscy_transforms import BatchedRandFlipd
+
+    seen = _SeenShapes()
+    flip = BatchedRandFlipd(keys=["source", "target"], spatial_axes=[2], prob=1.0)
+    dm = _dm(
+        hcs_plate_v5, z_window_size=5, target_2d=True, fg_mask_key="fg_mask", batch_size=2,
+        gpu_augmentations=[seen, flip],
+    )  # fmt: skip
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["target"].shape == (2, 1, 5, 32, 32)  # target_2d is not applied on the CPU
+    original = {k: batch[k].clone().float() for k in ("source", "target", "fg_mask")}
+    dm.trainer = _Training()
+    out = dm.on_after_batch_transfer(batch, 0)
+    assert seen.shapes["target"][2] == 5
+    torch.testing.assert_close(out["source"], original["source"].flip(-1))
+    torch.testing.assert_close(out["target"], original["target"][:, :, 2:3].flip(-1))
+    torch.testing.assert_close(out["fg_mask"], original["fg_mask"][:, :, 2:3].flip(-1))
+    assert out["fg_mask"].shape == (2, 1, 1, 32, 32)
+
+
+def test_gpu_augmentations_keyed_by_channel_still_work_and_mixing_raises(hcs_plate_v5):
+    from viscy_transforms import BatchedRandFlipd
+
+    flip = BatchedRandFlipd(keys=[SRC, TGT], spatial_axes=[2], prob=1.0)
+    dm = _dm(hcs_plate_v5, batch_size=2, gpu_augmentations=[flip])
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    original = batch["target"].clone().float()
+    dm.trainer = _Training()
+    torch.testing.assert_close(dm.on_after_batch_transfer(batch, 0)["target"], original.flip(-1))
+
+    mixed = _dm(hcs_plate_v5, gpu_augmentations=[flip, _SeenShapes()])
+    with pytest.raises(ValueError, match="mix batch keys"):
+        mixed.setup("fit")
+
+
+def test_num_samples_loads_batch_size_over_num_samples_stacks(hcs_plate_v5):
+    """0.1.0: a step has ``batch_size`` patches, from ``batch_size // num_samples`` stacks."""
+    from monai.transforms import RandSpatialCropSamplesd
+
+    def crops(n):
+        return [RandSpatialCropSamplesd([SRC, TGT], roi_size=(3, 32, 32), num_samples=n)]
+
+    dm = _dm(hcs_plate_v5, batch_size=4, augmentations=crops(2), yx_patch_size=(32, 32))
+    dm.setup("fit")
+    assert dm.train_dataloader().batch_size == 2
+    assert next(iter(dm.train_dataloader()))["source"].shape == (4, 1, 3, 32, 32)
+    assert next(iter(dm.val_dataloader()))["source"].shape[0] == 4
+    with pytest.raises(ValueError, match="batch_size=3 must be divisible by num_samples=2"):
+        _dm(hcs_plate_v5, batch_size=3, augmentations=crops(2)).setup("fit")
+
+
+def test_training_drops_the_last_partial_batch(hcs_plate_v5):
+    dm = _dm(hcs_plate_v5, batch_size=5)
+    dm.setup("fit")
+    train, val = dm.train_dataloader(), dm.val_dataloader()
+    assert train.drop_last and not val.drop_last  # as in 0.1.0
+    assert len(train) == len(dm.train_dataset) // 5

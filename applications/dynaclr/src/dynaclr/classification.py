@@ -213,7 +213,7 @@ class ClassificationModule(LightningModule):
         image, label, _ = self._unpack(batch)
         if label is None:
             raise KeyError(f"{stage} batch has no label")
-        target = label.long()
+        target = label.long().reshape(-1)  # ClassificationDataset labels are (B, 1)
         bad = (target < 0) | (target >= self.num_classes)
         if bad.any():
             raise ValueError(

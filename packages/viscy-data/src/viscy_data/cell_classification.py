@@ -29,6 +29,7 @@ from viscy_data._typing import (
     LABEL_INFECTION_STATE,
     ULTRACK_INDEX_COLUMNS,
 )
+from viscy_data._utils import read_norm_meta
 from viscy_data.transfer import DeviceTransformMixin
 
 __all__ = ["ClassificationDataModule", "ClassificationDataset"]
@@ -117,6 +118,10 @@ def validate_annotation(
 class ClassificationDataset(Dataset):
     """Single-channel cell patches and their class labels.
 
+    As in 0.1.0, each patch is z-scored with its FOV's statistics of the channel
+    (``fov_statistics`` ``mean`` and ``std`` in the FOV's normalization metadata, written by
+    ``viscy preprocess``) before ``transform``, and a label is a float32 tensor of shape (1,).
+
     Parameters
     ----------
     plate : Plate
@@ -128,7 +133,7 @@ class ClassificationDataset(Dataset):
     z_range : tuple[int, int]
         Z slices ``[start, stop)``.
     transform : callable, optional
-        Applied to each (1, Z, Y, X) float patch.
+        Applied to each z-scored (1, Z, Y, X) float patch.
     initial_yx_patch_size : tuple[int, int]
         Patch size around each centroid (shifted inward at image borders).
     return_indices : bool
@@ -188,7 +193,26 @@ class ClassificationDataset(Dataset):
         self._y0 = patch_starts(self.annotation["y"].to_numpy(), self.patch_size[0], extents[:, 0])
         self._x0 = patch_starts(self.annotation["x"].to_numpy(), self.patch_size[1], extents[:, 1])
         self._labels = self.annotation[label_column].to_numpy(dtype=np.float32)
+        self._fov_stats = self._read_fov_stats(channel_name)
         self._index_columns = [c for c in ULTRACK_INDEX_COLUMNS if c in self.annotation.columns]
+
+    def _read_fov_stats(self, channel_name: str) -> dict[str, tuple[float, float]]:
+        """``(mean, std)`` of the channel in each annotated FOV (``fov_statistics``)."""
+        from iohub.ngff import open_ome_zarr
+
+        stats: dict[str, tuple[float, float]] = {}
+        with open_ome_zarr(self.reader.store_path, mode="r") as plate:
+            for name in self.annotation["fov_name"].unique():
+                meta = read_norm_meta(plate[name]) or {}
+                fov = meta.get(channel_name, {}).get("fov_statistics") or {}
+                if "mean" not in fov or "std" not in fov:
+                    raise ValueError(
+                        f"Normalization metadata 'fov_statistics' (mean, std) for channel "
+                        f"'{channel_name}' is missing in FOV '{name}' of "
+                        f"{self.reader.store_path}; compute it with `viscy preprocess`"
+                    )
+                stats[name] = (float(fov["mean"]), float(fov["std"]))
+        return stats
 
     def __len__(self) -> int:
         return len(self.annotation)
@@ -206,10 +230,11 @@ class ClassificationDataset(Dataset):
         )
 
     def _sample(self, i: int, patch: np.ndarray) -> tuple:
-        img = torch.from_numpy(np.asarray(patch, dtype=np.float32))
+        mean, std = self._fov_stats[self.annotation["fov_name"].iat[i]]
+        img = (torch.from_numpy(np.asarray(patch, dtype=np.float32)) - mean) / std
         if self.transform is not None:
             img = self.transform(img)
-        label = torch.tensor(self._labels[i])
+        label = torch.tensor(self._labels[i : i + 1])
         if self.return_indices:
             row = self.annotation.iloc[i]
             index = {c: (row[c] if c == "fov_name" else int(row[c])) for c in self._index_columns}
@@ -312,7 +337,19 @@ class ClassificationDataModule(DeviceTransformMixin, LightningDataModule):
         )
 
     def setup(self, stage: str | None = None) -> None:
-        """Read and validate the annotation, split it by FOV and build the datasets."""
+        """Read and validate the annotation, split it by FOV and build the datasets.
+
+        Raises
+        ------
+        NotImplementedError
+            For ``stage="test"`` (no test stage, as in 0.1.0).
+        ValueError
+            For an unknown stage, or an annotation that does not fit the plate.
+        """
+        if stage == "test":
+            raise NotImplementedError("ClassificationDataModule has no test stage")
+        if stage not in ("fit", "validate", "predict", None):
+            raise ValueError(f"Unknown stage: {stage}")
         if not self.image_path.exists():
             raise FileNotFoundError(f"OME-Zarr plate not found: {self.image_path}")
         reader = PatchReader(self.image_path)

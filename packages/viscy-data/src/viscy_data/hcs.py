@@ -99,6 +99,19 @@ def _crop_yx(transform: Callable) -> tuple[int, int] | None:
     return None
 
 
+def samples_per_stack(transforms: Iterable[Callable] | None) -> int:
+    """Patches one stack yields through ``transforms`` (the product of their ``num_samples``,
+    e.g. MONAI's ``RandSpatialCropSamplesd``; 1 without such a transform)."""
+    count = 1
+    for transform in _flatten(transforms):
+        for obj in (transform, getattr(transform, "cropper", None)):
+            n = getattr(obj, "num_samples", None)
+            if isinstance(n, int) and n > 1:
+                count *= n
+                break
+    return count
+
+
 def required_yx(transforms: Iterable[Callable] | None, out_yx: Sequence[int]) -> tuple[int, int]:
     """Y/X size to read so that ``transforms`` can produce an ``out_yx`` patch.
 
@@ -368,6 +381,7 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
         output_yx: tuple[int, int] | None,
         nonzero: bool,
         dataset_cls: type[SlidingWindowDataset] = SlidingWindowDataset,
+        target_2d: bool | None = None,
         **kwargs: Any,
     ) -> SlidingWindowDataset:
         if yx_window is not None:
@@ -390,6 +404,7 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
                 placement,
                 output_yx,
                 nonzero,
+                self.target_2d if target_2d is None else target_2d,
                 **kwargs,
             )
         finally:
@@ -406,6 +421,7 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
         placement: Literal["center", "random"],
         output_yx: tuple[int, int] | None,
         nonzero: bool,
+        target_2d: bool,
         **kwargs: Any,
     ) -> SlidingWindowDataset:
         return dataset_cls(
@@ -423,7 +439,7 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
             yx_window=yx_window,
             yx_placement=placement,
             output_yx=output_yx,
-            target_2d=self.target_2d,
+            target_2d=target_2d,
             reader=reader,
             cache_bytes=self.cache_bytes,
             float_output=False,  # integer patches are converted on the device
@@ -499,6 +515,8 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
         return train, val
 
     def _setup_fit(self, reader: PatchReader, names: list[str]) -> None:
+        self._stacks_per_batch(self.normalizations + self.augmentations, "augmentations")
+        self._stacks_per_batch(self.normalizations + self.val_augmentations, "val_augmentations")
         self.train_fov_names, self.val_fov_names = self._split(names)
         train_out = required_yx(self.gpu_augmentations, self.yx_patch_size)
         val_out = required_yx(self.val_gpu_augmentations, self.yx_patch_size)
@@ -510,6 +528,7 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
             placement="random",
             output_yx=train_out,
             nonzero=True,
+            target_2d=self.target_2d and not self._target_2d_on_device("train"),
         )
         self.val_dataset = self._dataset(
             reader,
@@ -519,6 +538,7 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
             placement="center",
             output_yx=val_out,
             nonzero=False,
+            target_2d=self.target_2d and not self._target_2d_on_device("val"),
         )
 
     def _start_method(self) -> str | None:
@@ -536,13 +556,36 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
             return "spawn"
         return None
 
+    def _stacks_per_batch(self, transforms: list[Callable], option: str) -> int:
+        """Stacks to load per batch: ``batch_size // num_samples`` of the CPU transforms, so
+        that a step sees ``batch_size`` patches (as in 0.1.0).
+
+        Raises
+        ------
+        ValueError
+            If ``batch_size`` is not divisible by the transforms' ``num_samples``.
+        """
+        n = samples_per_stack(transforms)
+        if self.batch_size % n:
+            raise ValueError(
+                f"batch_size={self.batch_size} must be divisible by num_samples={n} of the "
+                f"{option} (each stack gives {n} patches, a step {self.batch_size})"
+            )
+        return self.batch_size // n
+
     def _loader(
-        self, dataset: SlidingWindowDataset, shuffle: bool, sampler: Sampler | None = None
+        self,
+        dataset: SlidingWindowDataset,
+        shuffle: bool,
+        sampler: Sampler | None = None,
+        batch_size: int | None = None,
+        drop_last: bool = False,
     ) -> DataLoader:
         workers = self.num_workers
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=self.batch_size if batch_size is None else batch_size,
+            drop_last=drop_last,
             shuffle=shuffle,
             sampler=sampler,
             num_workers=workers,
@@ -554,16 +597,25 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        """Training batches of ``batch_size`` patches; the last partial batch is dropped
+        (with several worker processes, shards are padded to whole batches instead)."""
+        stacks = self._stacks_per_batch(self.normalizations + self.augmentations, "augmentations")
         if self.num_workers > 1 and not self._distributed():
             # each worker process reads (and caches) one contiguous shard of the windows
             sampler = WorkerShardedSampler(
-                len(self.train_dataset), self.batch_size, self.num_workers, seed=self.seed
+                len(self.train_dataset), stacks, self.num_workers, seed=self.seed
             )
-            return self._loader(self.train_dataset, shuffle=False, sampler=sampler)
+            return self._loader(
+                self.train_dataset, shuffle=False, sampler=sampler, batch_size=stacks
+            )
         sampler = rank_sampler(self.trainer, self.train_dataset, True, self.seed, drop_last=True)
         if sampler is not None:  # DDP: shard here, whatever use_distributed_sampler says
-            return self._loader(self.train_dataset, shuffle=False, sampler=sampler)
-        return self._loader(self.train_dataset, shuffle=True)
+            return self._loader(
+                self.train_dataset, shuffle=False, sampler=sampler, batch_size=stacks,
+                drop_last=True,
+            )  # fmt: skip
+        # as in 0.1.0, the last partial batch of an epoch is dropped in training
+        return self._loader(self.train_dataset, shuffle=True, batch_size=stacks, drop_last=True)
 
     def _distributed(self) -> bool:
         trainer = getattr(self, "trainer", None)
@@ -571,7 +623,10 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         sampler = rank_sampler(getattr(self, "trainer", None), self.val_dataset, False)
-        return self._loader(self.val_dataset, shuffle=False, sampler=sampler)
+        stacks = self._stacks_per_batch(
+            self.normalizations + self.val_augmentations, "val_augmentations"
+        )
+        return self._loader(self.val_dataset, shuffle=False, sampler=sampler, batch_size=stacks)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_dataset, shuffle=False)
@@ -590,7 +645,12 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
             return None
         if not transforms:
             return None
-        return partial(self.apply_batch_transforms, transforms=list(transforms))
+        self._batch_keyed(transforms)  # a mix of key styles fails here, not mid-epoch
+        return partial(
+            self.apply_batch_transforms,
+            transforms=list(transforms),
+            target_2d=self._target_2d_on_device(stage),
+        )
 
     def _prepare_batch(self, batch: Any) -> Any:
         return self.to_float(batch)
@@ -616,24 +676,92 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
                 out[key] = value.to(torch.float32)
         return out
 
-    def apply_batch_transforms(self, batch: dict, transforms: Sequence[Callable]) -> dict:
-        """Run channel-keyed dictionary ``transforms`` on a collated batch.
+    def _batch_keyed(self, transforms: Sequence[Callable]) -> bool:
+        """Whether ``transforms`` are keyed by the batch's ``source``/``target`` (0.1.0 style)
+        rather than by channel names.
 
-        Source and target channels go through one call of
-        :func:`~viscy_data._patch_ops.apply_channel_wise` (random transforms draw the same
-        parameters for both) and are center-cropped to ``yx_patch_size``.
+        Raises
+        ------
+        ValueError
+            If some transforms use batch keys and others channel names.
+        """
+        batch_keys = {"source", "target", "fg_mask"}
+        styles = set()
+        for transform in _flatten(transforms):
+            keys = getattr(transform, "keys", None)
+            if keys is None or callable(keys):
+                continue
+            keys = {keys} if isinstance(keys, str) else set(keys)
+            if keys & {"source", "target"}:
+                styles.add("batch")
+            if keys - batch_keys:
+                styles.add("channel")
+        if len(styles) > 1:
+            raise ValueError(
+                "gpu_augmentations / val_gpu_augmentations mix batch keys ('source', "
+                "'target') and channel names "
+                f"{self.source_channel + self.target_channel}; use one or the other"
+            )
+        return styles == {"batch"}
+
+    def _target_2d_on_device(self, stage: str | None) -> bool:
+        """``target_2d`` is applied after the stage's GPU augmentations (as in 0.1.0)."""
+        if not self.target_2d:
+            return False
+        if stage == "train":
+            return bool(self.gpu_augmentations)
+        return stage in ("val", "sanity") and bool(self.val_gpu_augmentations)
+
+    def apply_batch_transforms(
+        self, batch: dict, transforms: Sequence[Callable], target_2d: bool = False
+    ) -> dict:
+        """Run GPU augmentations on a collated batch, then ``target_2d`` and a center crop to
+        ``yx_patch_size``.
+
+        Transforms keyed ``source``/``target`` (0.1.0 configs) see the batch itself,
+        ``{"source": (B, Cs, Z, Y, X), "target": (B, Ct, Z, Y, X), "norm_meta": ...}``;
+        transforms keyed by channel names see one ``(B, 1, Z, Y, X)`` entry per channel
+        (:func:`~viscy_data._patch_ops.apply_channel_wise`). Either way all tensors go
+        through one call, so random transforms draw the same parameters for all of them,
+        and a foreground mask travels as an extra target channel, so spatial
+        augmentations move it with the target (with channel-name keys, add ``"fg_mask"``
+        to a transform's keys to move it). ``target_2d`` keeps the center Z slice of the
+        target and mask afterwards.
         """
         keys = [k for k in ("source", "target") if k in batch]
-        groups = {"source": self.source_channel, "target": self.target_channel}
         out = dict(batch)
         if not keys:
             return out
-        transformed = apply_channel_wise(
-            transforms,
-            [groups[k] for k in keys],
-            [batch[k] for k in keys],
-            batch.get("norm_meta"),
-        )
+        fg = batch.get("fg_mask") if "target" in batch else None
+        target = batch.get("target")
+        if fg is not None:
+            fg = fg.to(target.dtype) if target.is_floating_point() else fg.float()
+            out["target"] = torch.cat([target, fg], dim=1)
+        n_target = 0 if target is None else target.shape[1]
+        if self._batch_keyed(transforms):
+            sample = {k: out[k] for k in keys}
+            if batch.get("norm_meta") is not None:
+                sample["norm_meta"] = batch["norm_meta"]
+            for transform in transforms:
+                sample = transform(sample)
+            transformed = [sample[k] for k in keys]
+        else:
+            groups = {
+                "source": self.source_channel,
+                "target": self.target_channel + (["fg_mask"] if fg is not None else []),
+            }
+            transformed = apply_channel_wise(
+                transforms, [groups[k] for k in keys], [out[k] for k in keys],
+                batch.get("norm_meta"),
+            )  # fmt: skip
         for key, patch in zip(keys, transformed, strict=True):
             out[key] = center_crop_yx(patch, self.yx_patch_size)
+        if fg is not None:
+            out["fg_mask"] = out["target"][:, n_target:]
+            out["target"] = out["target"][:, :n_target]
+        if target_2d:
+            for key in ("target", "fg_mask"):
+                if key in out:
+                    center = out[key].shape[2] // 2
+                    out[key] = out[key][:, :, center : center + 1]
         return out

@@ -10,8 +10,9 @@ independent axes:
   strata (e.g. conditions) get a share given by ``condition_ratio`` (equal by default);
 * **temporal enrichment**: a focal time is drawn per batch and ``1 - temporal_global_fraction``
   of the batch comes from within ``temporal_window_hours`` of it;
-* **distributed**: anchors are split disjointly across ``num_replicas`` ranks each epoch, and
-  every rank yields the same number of batches.
+* **distributed**: as in 0.1.0, one global batch sequence per epoch (the same on every rank)
+  is dealt to the ``num_replicas`` ranks in turn, and every rank yields the same number of
+  batches; each ``__iter__`` advances the epoch by one.
 
 All per-anchor work is vectorized numpy; per batch only a handful of small draws run, so the
 sampler keeps up with millions of anchors.
@@ -306,41 +307,47 @@ class FlexibleBatchSampler(Sampler[list[int]]):
         at every epoch, so exposing it here keeps the per-epoch reshuffle automatic."""
         return self
 
-    def _samples_per_rank(self) -> int:
-        return self._n // self.num_replicas
+    def _global_batch_sizes(self) -> np.ndarray:
+        """Sizes of the batches of one epoch of all ranks together."""
+        full, rest = divmod(self._n, self.batch_size)
+        sizes = [self.batch_size] * full
+        if rest and not self.drop_last:
+            sizes.append(rest)
+        return np.asarray(sizes, dtype=np.int64)
 
     def __len__(self) -> int:
-        per_rank = self._samples_per_rank()
+        n_global = len(self._global_batch_sizes())
         if self.drop_last:
-            return per_rank // self.batch_size
-        return -(-per_rank // self.batch_size)
-
-    def _batch_sizes(self) -> np.ndarray:
-        n_batches = len(self)
-        sizes = np.full(n_batches, self.batch_size, dtype=np.int64)
-        if not self.drop_last and n_batches:
-            sizes[-1] = self._samples_per_rank() - (n_batches - 1) * self.batch_size
-        return sizes
-
-    def _rank_rows(self, rng: np.random.Generator) -> np.ndarray:
-        """Sorted-order rows this rank owns this epoch: a random, disjoint share per rank."""
-        if self.num_replicas == 1:
-            return self._order
-        # the same draw on every rank (same seed and epoch), so ownership is a partition
-        owner = rng.integers(0, self.num_replicas, size=self._n, dtype=np.int32)
-        return self._order[owner[self._order] == self.rank]
+            return n_global // self.num_replicas
+        return -(-n_global // self.num_replicas)
 
     def __iter__(self) -> Iterator[list[int]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        rows = self._rank_rows(rng)
-        # every rank consumes the same stream from here on but with its own rows
-        rng = np.random.default_rng([self.seed, self.epoch, self.rank])
-        plan = _EpochPlan(self, rows, rng)
-        sizes = self._batch_sizes()
+        """This rank's batches of the current epoch; the epoch then advances by one.
+
+        As in 0.1.0, one global batch sequence (the same on every rank: same seed and
+        epoch) is dealt to the ranks in turn: rank ``r`` gets batches ``r, r + R, ...``.
+        Every rank gets ``len(self)`` batches (with ``drop_last=False`` a rank short of one
+        repeats the epoch's first batches), so DDP ranks never wait on each other.
+        """
+        epoch = self.epoch
+        self.epoch += 1
+        rng = np.random.default_rng([self.seed, epoch])
+        plan = _EpochPlan(self, self._order, rng)
+        sizes = self._global_batch_sizes()
+        if not len(sizes):
+            return
         groups = rng.choice(len(plan.group_p), size=len(sizes), p=plan.group_p)
         focal = rng.random(len(sizes))
-        for size, group, u in zip(sizes.tolist(), groups.tolist(), focal.tolist(), strict=True):
-            yield self._rows_out(plan.next_batch(size, group, u))
+        mine = {(k * self.num_replicas + self.rank) % len(sizes) for k in range(len(self))}
+        batches: dict[int, list[int]] = {}
+        for i, (size, group, u) in enumerate(
+            zip(sizes.tolist(), groups.tolist(), focal.tolist(), strict=True)
+        ):
+            batch = plan.next_batch(size, group, u)  # every rank draws the whole sequence
+            if i in mine:
+                batches[i] = self._rows_out(batch)
+        for k in range(len(self)):
+            yield batches[(k * self.num_replicas + self.rank) % len(sizes)]
 
     @staticmethod
     def _rows_out(batch: np.ndarray) -> list[int]:
