@@ -136,6 +136,7 @@ def triplet(
         "plate_write_s": round(write_s, 2),
         "setup_s": round(setup_s, 3),
         "loader_cold": {
+            "boxes": epochs[0]["boxes"],
             "seconds": round(epochs[0]["seconds"], 3),
             "triplets_per_s": round(_rate(epochs[0]["triplets"], epochs[0]["seconds"]), 1),
             "boxes_per_s": round(loader_cold, 1),
@@ -146,6 +147,7 @@ def triplet(
             "boxes_per_s": round(loader_warm, 1),
         },
         "raw_tensorstore_cold": {
+            "boxes": len(cold_boxes),
             "seconds": round(raw_cold_s, 3),
             "boxes_per_s": round(raw_cold, 1),
         },

@@ -69,13 +69,8 @@ def test_triplet(workdir):
     )  # fmt: skip
     assert result["config"]["train_anchors"] > 0
     assert result["loader_cold"]["boxes_per_s"] > 0
-    # the raw baseline read as many boxes as the loader did
-    cold_boxes = (
-        result["raw_tensorstore_cold"]["boxes_per_s"] * result["raw_tensorstore_cold"]["seconds"]
-    )
-    assert cold_boxes == pytest.approx(
-        result["loader_cold"]["boxes_per_s"] * result["loader_cold"]["seconds"], rel=0.05, abs=2
-    )
+    # the raw baseline read as many boxes as the loader did (rates are rounded: compare counts)
+    assert result["raw_tensorstore_cold"]["boxes"] == result["loader_cold"]["boxes"] > 0
     for key in ("ratio_loader_over_raw_cold", "ratio_loader_over_raw_warm"):
         assert _positive(result[key])
     json.dumps(result)

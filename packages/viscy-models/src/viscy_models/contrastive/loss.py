@@ -18,6 +18,7 @@ which average 1 over the negatives, so ``beta = 0`` is exactly NT-Xent.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Literal
 
@@ -27,6 +28,19 @@ from pytorch_metric_learning import losses as pml_losses
 from torch import Tensor
 
 __all__ = ["NTXentHCL", "NTXentLoss"]
+
+
+def _pml_defaults() -> dict[str, Any]:
+    """Defaults of the keyword options of pytorch-metric-learning's ``NTXentLoss`` and bases."""
+    defaults: dict[str, Any] = {}
+    for cls in reversed(pml_losses.NTXentLoss.__mro__):
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            continue
+        for name, param in inspect.signature(init).parameters.items():
+            if param.default is not inspect.Parameter.empty:
+                defaults[name] = param.default
+    return defaults
 
 
 class NTXentLoss(pml_losses.NTXentLoss):
@@ -59,7 +73,12 @@ class NTXentLoss(pml_losses.NTXentLoss):
         **kwargs: Any,
     ) -> None:
         super().__init__(temperature=temperature, **kwargs)
-        self._pml_kwargs = sorted(kwargs)
+        # options a config sets to something other than pytorch-metric-learning's default
+        # (jsonargparse passes every inherited default explicitly)
+        defaults = _pml_defaults()
+        self._pml_kwargs = sorted(
+            k for k, v in kwargs.items() if k not in defaults or defaults[k] != v
+        )
         if temperature <= 0 or temperature_start <= 0:
             raise ValueError(
                 f"temperatures must be > 0, got temperature={temperature}, "
