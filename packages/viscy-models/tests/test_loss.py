@@ -167,5 +167,10 @@ def test_subclass_of_pytorch_metric_learning_and_0_1_0_step():
     pml = NTXentLoss(temperature=0.2, reducer=None)
     reference = PMLNTXentLoss(temperature=0.2, reducer=None)(emb, labels)
     torch.testing.assert_close(pml(emb, labels), reference)
+    from pytorch_metric_learning.reducers import MeanReducer
+
     with pytest.raises(ValueError, match="beta"):
-        NTXentHCL(beta=0.5, reducer=None)(emb, labels)
+        NTXentHCL(beta=0.5, reducer=MeanReducer())(emb, labels)
+    # an option left at pytorch-metric-learning's default (as jsonargparse passes every
+    # inherited default) is not a pytorch-metric-learning call
+    assert torch.isfinite(NTXentHCL(beta=0.5, reducer=None, distance=None)(emb, labels))
