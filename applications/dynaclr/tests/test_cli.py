@@ -21,7 +21,8 @@ def test_help_is_fast_and_imports_no_torch():
     code = (
         "import sys, time; t = time.perf_counter(); from dynaclr.cli import main; "
         "rc = main(['--help']); "
-        "heavy = [m for m in ('torch', 'lightning', 'monai', 'viscy_utils.cli') if m in sys.modules]; "
+        "heavy = [m for m in ('torch', 'lightning', 'monai', 'viscy_utils.cli') "
+        "if m in sys.modules]; "
         "print('HEAVY', heavy, 'RC', rc, 'T', time.perf_counter() - t)"
     )
     start = time.perf_counter()
