@@ -241,8 +241,9 @@ def test_fit_with_contrastive_module(experiments_yaml, tmp_path):
     assert trainer.state.finished
     assert np.isfinite(trainer.callback_metrics["loss/train_epoch"].item())
     assert "loss/val" in trainer.callback_metrics
-    # Lightning advanced the sampler's epoch through set_epoch (2 epochs: 0, 1)
-    assert trainer.train_dataloader.batch_sampler.epoch == 1
+    # Lightning set the sampler's epoch (0, then 1) and, as in 0.1.0, each pass advances it
+    # once more: the last epoch drew with epoch 1 and left 2 for the next pass
+    assert trainer.train_dataloader.batch_sampler.epoch == 2
 
 
 def _dynaclr_fit(cwd: Path, *extra: str, timeout: int = 600) -> subprocess.CompletedProcess:
