@@ -129,8 +129,8 @@ def _normalizations() -> list[dict[str, Any]]:
 
 def _data(plate: Path, cfg: DemoConfig, **overrides: Any) -> dict[str, Any]:
     keys = [SOURCE, *TARGETS]
-    # keys name the channels and, for the batch-keyed GPU transforms of 0.1.0, the stacks
-    gpu_keys = {"keys": [*keys, "source", "target"], "allow_missing_keys": True}
+    # keys name the channels: one random draw moves the source and every target together
+    gpu_keys = {"keys": keys, "allow_missing_keys": True}
     init = {
         "data_path": str(plate),
         "source_channel": [SOURCE],
