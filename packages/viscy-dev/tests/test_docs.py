@@ -122,3 +122,15 @@ def test_figures_are_collected_shrunk_and_stale_ones_removed(tmp_path: Path) -> 
     assert "![figures/scatter.png](assets/demo/dynaclr-scatter.png)" in page
     with pytest.raises(ValueError, match="no Markdown table"):
         figures.printed_table("no table here")
+
+
+@pytest.mark.parametrize(
+    ("page", "source", "first_line"),
+    [("migration.md", "COMPATIBILITY.md", 2), ("changelog.md", "CHANGELOG.md", 3)],
+)
+def test_included_files_lose_only_their_title(page: str, source: str, first_line: int) -> None:
+    assert f'--8<-- "{source}:{first_line}:"' in (ROOT / "docs" / page).read_text()
+    lines = (ROOT / source).read_text().splitlines()
+    skipped, kept = lines[: first_line - 1], lines[first_line - 1 :]
+    assert skipped[0].startswith("# ") and all(not line.strip() for line in skipped[1:])
+    assert not any(line.startswith("# ") for line in kept), f"a second title in {source}"

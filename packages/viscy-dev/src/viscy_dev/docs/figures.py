@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import subprocess
 import sys
 import tempfile
@@ -84,7 +83,7 @@ def shrink_png(data: bytes, max_bytes: int = MAX_BYTES) -> bytes:
             return buffer.getvalue()
         if min(image.size) < 64:
             raise ValueError(f"a figure does not fit in {max_bytes} bytes even at {image.size}")
-        image = image.resize((int(image.width * 0.8), int(image.height * 0.8)), Image.LANCZOS)
+        image = image.resize((int(image.width * 0.9), int(image.height * 0.9)), Image.LANCZOS)
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -149,6 +148,11 @@ def _commit() -> str:
     return proc.stdout.strip() or "unknown"
 
 
+def provenance(demo: Demo) -> str:
+    """The line under a demo's table: the command, its settings and the commit it ran at."""
+    return f"`{demo.command[0]} demo` at its default settings (seed 0), commit `{_commit()}`."
+
+
 def run_demo(demo: Demo, out: Path) -> tuple[str, float]:
     """Run one demo into ``out``; return what it printed and its wall time in seconds."""
     start = time.perf_counter()
@@ -172,10 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             demo = DEMOS[name]
             print(f"running `{' '.join(demo.command)}` ...", flush=True)
             output, seconds = run_demo(demo, work / name)
-            note = (
-                f"`{demo.command[0]} demo` at its default settings, commit `{_commit()}`, "
-                f"{seconds / 60:.0f} min on {os.cpu_count()} CPU cores."
-            )
+            print(f"{demo.command[0]} demo took {seconds / 60:.1f} min", flush=True)
+            note = provenance(demo)
             for path in collect(demo, work / name, output, note):
                 print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size // 1000} kB)")
     return 0
