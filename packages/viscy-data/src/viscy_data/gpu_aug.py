@@ -107,7 +107,8 @@ class GPUTransformDataModule(DeviceTransformMixin, ABC, LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._dataloader(self.train_dataset, shuffle=True, drop_last=True)
+        # 0.1.0 keeps the last partial training batch of these DataModules
+        return self._dataloader(self.train_dataset, shuffle=True, drop_last=False)
 
     def release_caches(self) -> None:
         """Close and delete the cache files of the subclass's ``caches`` (if any)."""
