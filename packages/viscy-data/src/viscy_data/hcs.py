@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
@@ -22,7 +21,7 @@ from tqdm.auto import tqdm
 
 from viscy_data._imports import optional_import
 from viscy_data._patch_ops import apply_channel_wise, center_crop_yx
-from viscy_data._reader import PatchBox, PatchReader, tensorstore_used_in_this_process
+from viscy_data._reader import PatchBox, PatchReader, worker_start_method
 from viscy_data._typing import ChannelMap, NormMeta
 from viscy_data._utils import (
     ComposeDict,
@@ -542,19 +541,9 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
         )
 
     def _start_method(self) -> str | None:
-        """Worker start method: the configured one; ``spawn`` instead of a default ``fork``
-        once this process has used tensorstore (its threads do not survive a fork)."""
-        if self.num_workers == 0:
-            return None
-        if self.multiprocessing_context is not None:
-            return self.multiprocessing_context
-        if multiprocessing.get_start_method(allow_none=True) in (None, "fork") and (
-            multiprocessing.get_context().get_start_method() == "fork"
-            and tensorstore_used_in_this_process()
-        ):
-            _logger.info("tensorstore was used in this process: DataLoader workers use spawn")
-            return "spawn"
-        return None
+        """Worker start method: the configured one, else ``forkserver`` instead of a default
+        ``fork`` once this process has used tensorstore (see ``worker_start_method``)."""
+        return worker_start_method(self.multiprocessing_context, self.num_workers)
 
     def _stacks_per_batch(self, transforms: list[Callable], option: str) -> int:
         """Stacks to load per batch: ``batch_size // num_samples`` of the CPU transforms, so
