@@ -63,10 +63,11 @@ print("RESULT " + json.dumps({"samples": n, "seconds": seconds, "source_shape": 
 
 def _plates(workdir: Path) -> dict[str, Path]:
     from viscy_data.synthetic import write_synthetic_plate
-    from viscy_utils.rechunk import rechunk_store
+    from viscy_utils.rechunk import DEFAULT_PATCH, rechunk_store
 
     original = workdir / "hcs_release_original.zarr"
-    rechunked = workdir / "hcs_release_rechunked.zarr"
+    # named by the default inner chunk: a copy made with other defaults is not reused
+    rechunked = workdir / f"hcs_release_rechunked_{'x'.join(map(str, DEFAULT_PATCH))}.zarr"
     if not original.exists():
         write_synthetic_plate(original, shape=SHAPE, channel_names=CHANNELS, version="0.5")
     if not rechunked.exists():
