@@ -159,7 +159,7 @@ def test_spawn_workers(hcs_plate_v5):
     dm = _dm(hcs_plate_v5, num_workers=2, multiprocessing_context="spawn")
     dm.setup("fit")
     loader = dm.train_dataloader()
-    assert loader.multiprocessing_context.get_start_method() == "forkserver"
+    assert loader.multiprocessing_context.get_start_method() == "spawn"
     seen = []
     for i, batch in enumerate(loader):
         assert batch["source"].shape == (4, 1, 3, 32, 32)
