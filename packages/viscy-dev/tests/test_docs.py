@@ -111,7 +111,7 @@ def test_figures_are_collected_shrunk_and_stale_ones_removed(tmp_path: Path) -> 
     Image.fromarray(noise).save(out / "figures" / "scatter.png")
     assets.mkdir()
     (assets / "dynaclr-old.png").write_bytes(b"stale")
-    printed = "training...\n| a | b |\n|---|---|\n| 1 | 2 |\n\nwall time 3 s\n"
+    printed = "| x |\n|---|\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nwall time 3 s\n"
     demo = figures.DEMOS["dynaclr"]
     written = figures.collect(demo, out, printed, "note", assets=assets)
     png = assets / "dynaclr-scatter.png"

@@ -57,16 +57,23 @@ _LAUNCH = {
 
 
 def printed_table(output: str) -> str:
-    """The first Markdown table (consecutive lines starting with ``|``) in a demo's output."""
-    table: list[str] = []
+    """The last Markdown table (consecutive lines starting with ``|``) of a demo's output.
+
+    The demos print their result table at the end, after the output of the commands they
+    run (which may print tables of their own).
+    """
+    tables: list[list[str]] = []
+    previous = False
     for line in output.splitlines():
-        if line.lstrip().startswith("|"):
-            table.append(line.strip())
-        elif table:
-            break
-    if not table:
+        row = line.lstrip().startswith("|")
+        if row and not previous:
+            tables.append([])
+        if row:
+            tables[-1].append(line.strip())
+        previous = row
+    if not tables:
         raise ValueError("the demo printed no Markdown table")
-    return "\n".join(table)
+    return "\n".join(tables[-1])
 
 
 def shrink_png(data: bytes, max_bytes: int = MAX_BYTES) -> bytes:
@@ -131,9 +138,9 @@ def collect(demo: Demo, out: Path, output: str, note: str, assets: Path = ASSETS
         _write(target, shrink_png(source.read_bytes()))
         written.append(target)
         caption = source.relative_to(out).as_posix()
-        lines += [f"![{caption}](assets/demo/{target.name})", ""]
+        lines.append(f"![{caption}](assets/demo/{target.name})")  # one paragraph: side by side
     page = assets / f"{demo.name}.md"
-    _write(page, "\n".join(lines).encode())
+    _write(page, ("\n".join(lines) + "\n").encode())
     written.append(page)
     for stale in assets.glob(f"{demo.name}-*.png"):
         if stale not in written:
