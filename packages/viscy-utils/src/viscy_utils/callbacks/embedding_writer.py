@@ -100,7 +100,7 @@ def collect_data_provenance(trainer: Trainer) -> dict[str, Any]:
 
 
 def get_available_index_columns(dataset: Any, dataset_path: str | None = None) -> list[str]:
-    """The :data:`INDEX_COLUMNS` that ``dataset`` has, in that order.
+    """The :data:`INDEX_COLUMNS` that are coordinates of ``dataset``, in that order.
 
     Missing ones are logged as a warning (a legacy dataset) on the ``lightning.pytorch``
     logger, naming ``dataset_path`` when given.
@@ -115,7 +115,7 @@ def get_available_index_columns(dataset: Any, dataset_path: str | None = None) -
     -------
     list[str]
     """
-    available = [c for c in INDEX_COLUMNS if c in dataset]
+    available = [c for c in INDEX_COLUMNS if c in dataset.coords]
     missing = sorted(set(INDEX_COLUMNS) - set(available))
     if missing:
         where = f"Dataset at {dataset_path}" if dataset_path is not None else "Dataset"

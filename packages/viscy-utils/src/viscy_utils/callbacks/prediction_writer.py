@@ -99,7 +99,8 @@ class HCSPredictionWriter(BasePredictionWriter):
     ) -> None:
         super().__init__(write_interval)
         self.prediction_suffix = prediction_suffix
-        self.output_store = Path(output_store)
+        self.output_store = str(output_store)  # a str, as in 0.1.0
+        self._store_path = Path(output_store)
         self.overwrite = overwrite
         self.write_input = write_input
         self.input_store = input_store
@@ -114,7 +115,7 @@ class HCSPredictionWriter(BasePredictionWriter):
         """Check the output path and create the (temporary) output plate."""
         from iohub.ngff import open_ome_zarr
 
-        if self.output_store.exists() and not self.overwrite:
+        if self._store_path.exists() and not self.overwrite:
             raise FileExistsError(
                 f"HCSPredictionWriter output {self.output_store} exists; set overwrite=True"
             )
@@ -140,8 +141,8 @@ class HCSPredictionWriter(BasePredictionWriter):
         missing = [c for c in self._input_channels if c not in self._input_plate.channel_names]
         if self.write_input and missing:
             raise ValueError(f"Channel(s) {missing} not in input plate {input_store}")
-        self.output_store.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = temporary_sibling(self.output_store)
+        self._store_path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = temporary_sibling(self._store_path)
         self._plate = open_ome_zarr(
             self._tmp,
             layout="hcs",
@@ -231,7 +232,7 @@ class HCSPredictionWriter(BasePredictionWriter):
         self._close()
         if self._tmp is not None:
             try:
-                replace_path(self._tmp, self.output_store, self.overwrite)
+                replace_path(self._tmp, self._store_path, self.overwrite)
             finally:
                 remove_path(self._tmp)
                 self._tmp = None
