@@ -13,12 +13,19 @@ import enum
 import importlib
 import inspect
 import json
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
-from viscy_dev.api_fixtures import find_spec_file, parse
+from viscy_dev.api_fixtures import (
+    MODULES_SPEC_FILE,
+    SPEC_FILE,
+    find_spec_file,
+    parse,
+    parse_modules,
+)
 
 __all__ = [
     "ConformanceTests",
@@ -161,7 +168,7 @@ def signature_mismatches(obj: Any, entry: dict) -> list[str]:
                     problems.append(
                         f"{name!r} defaults to {here.default!r}, documented {param['default_repr']}"
                     )
-            elif repr(here.default) != param["default_repr"]:
+            elif re.sub(r" at 0x[0-9a-f]+>", ">", repr(here.default)) != param["default_repr"]:
                 problems.append(
                     f"{name!r} defaults to {here.default!r}, documented {param['default_repr']}"
                 )
@@ -249,6 +256,9 @@ class ConformanceTests:
         Spec sections the fixture was parsed from, e.g. ``["viscy_data"]``.
     fixture : Path
         The package's ``api_0.1.0.json``.
+    modules_spec : bool
+        The fixture was parsed from ``api_0.1.0_modules.md`` (``sections``: package
+        prefixes; ``package`` of each entry is the module that must export it).
     mismatches : dict
         ``(check, name) -> reason``: known mismatches, expected to fail (strict xfail) so a
         fix shows up as XPASS and the entry must then be removed. ``check`` is one of
@@ -260,6 +270,8 @@ class ConformanceTests:
 
     sections: ClassVar[list[str]] = []
     fixture: ClassVar[Path | None] = None
+    #: True: the fixture comes from the modules addendum (``sections``: package prefixes)
+    modules_spec: ClassVar[bool] = False
     mismatches: ClassVar[dict[tuple[str, str], str]] = {}
     changed_defaults: ClassVar[dict[tuple[str, str], tuple[object, str]]] = {}
 
@@ -295,10 +307,16 @@ class ConformanceTests:
             pytest.skip(f"optional extra missing: {error}")
 
     def test_fixture_matches_the_spec_file_when_present(self) -> None:
-        spec = find_spec_file(self.fixture)
+        name = MODULES_SPEC_FILE if self.modules_spec else SPEC_FILE
+        spec = find_spec_file(self.fixture, name)
         if spec is None:
-            pytest.skip("shared/spec/api_0.1.0.md is not beside this checkout")
-        assert parse(spec.read_text(encoding="utf-8"), self.sections) == self.entries()
+            pytest.skip(f"shared/{name} is not beside this checkout")
+        text = spec.read_text(encoding="utf-8")
+        if self.modules_spec:
+            parsed = [e for prefix in self.sections for e in parse_modules(text, prefix)]
+        else:
+            parsed = parse(text, self.sections)
+        assert parsed == self.entries()
 
     def test_every_mismatch_names_a_documented_name(self) -> None:
         entries = self.entries()

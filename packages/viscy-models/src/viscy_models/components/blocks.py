@@ -200,3 +200,33 @@ class ConvBlock3D(_ConvBlock):
     """3D convolution block (see :class:`_ConvBlock`)."""
 
     _ndim = 3
+
+    def __init__(
+        self,
+        in_filters: int,
+        out_filters: int,
+        dropout: float | bool = False,
+        norm: Literal["batch", "instance"] | None = "batch",
+        residual: bool = True,
+        activation: str = "relu",
+        transpose: bool = False,
+        kernel_size: int | Sequence[int] = (3, 3, 3),
+        num_repeats: int = 3,
+        filter_steps: Literal["first", "last", "linear"] = "first",
+        layer_order: str = "can",
+        padding: int | Sequence[int] | str | None = None,
+    ) -> None:
+        super().__init__(
+            in_filters,
+            out_filters,
+            dropout=dropout,
+            norm=norm,
+            residual=residual,
+            activation=activation,
+            transpose=transpose,
+            kernel_size=kernel_size,
+            num_repeats=num_repeats,
+            filter_steps=filter_steps,
+            layer_order=layer_order,
+            padding=padding,
+        )
