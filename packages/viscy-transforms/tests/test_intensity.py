@@ -201,3 +201,21 @@ class TestNoise:
         img = torch.zeros(2, 1, 2, 4, 4, dtype=torch.uint16)
         out = vt.BatchedRandGaussianNoise(prob=1.0)(img)
         assert out.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda keys: vt.BatchedRandSharpend(keys, prob=1.0),
+        lambda keys: vt.BatchedRandLocalPixelShufflingd(keys, prob=1.0),
+    ],
+)
+def test_several_keys_warn_that_they_share_one_draw(build):
+    # 0.1.0 drew these per key; a two-key config would silently change meaning
+    with pytest.warns(UserWarning, match="share one random draw"):
+        build(["source", "target"])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build(["source"])

@@ -8,7 +8,7 @@ import torch
 from monai.transforms import MapTransform, RandomizableTransform
 
 from viscy_transforms._checks import check_batched
-from viscy_transforms._random import BatchedRandomizableMixin, check_prob
+from viscy_transforms._random import BatchedRandomizableMixin, check_prob, warn_shared_keys
 
 __all__ = ["BatchedRandLocalPixelShufflingd"]
 
@@ -58,6 +58,7 @@ class BatchedRandLocalPixelShufflingd(
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
+        warn_shared_keys(type(self).__name__, self.keys)
         RandomizableTransform.__init__(self, check_prob(prob))
         if patch_size < 1:
             raise ValueError(f"patch_size must be a positive integer, got {patch_size}.")

@@ -14,6 +14,7 @@ from viscy_transforms._random import (
     check_prob,
     normalize_range,
     per_sample,
+    warn_shared_keys,
 )
 
 __all__ = ["BatchedRandSharpend"]
@@ -61,6 +62,7 @@ class BatchedRandSharpend(BatchedRandomizableMixin, MapTransform, RandomizableTr
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
+        warn_shared_keys(type(self).__name__, self.keys)
         RandomizableTransform.__init__(self, check_prob(prob))
         self.alpha_range = normalize_range(alpha_range, "alpha_range", symmetric=False)
 
