@@ -134,3 +134,16 @@ def test_included_files_lose_only_their_title(page: str, source: str, first_line
     skipped, kept = lines[: first_line - 1], lines[first_line - 1 :]
     assert skipped[0].startswith("# ") and all(not line.strip() for line in skipped[1:])
     assert not any(line.startswith("# ") for line in kept), f"a second title in {source}"
+
+
+def test_missing_images_of_a_built_site_are_found(tmp_path: Path) -> None:
+    (tmp_path / "guide").mkdir()
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "a.png").write_bytes(b"png")
+    html = (
+        '<img alt="a" src="../assets/a.png"><img src="../assets/b.png"><img src="https://x/y.png">'
+    )
+    (tmp_path / "guide" / "index.html").write_text(html)
+    assert build.missing_images(tmp_path) == [
+        "guide/index.html: image ../assets/b.png does not exist"
+    ]

@@ -3,18 +3,36 @@
 Usage: ``uv run python -m viscy_dev.docs build``. It checks that the API pages match every
 package's ``__all__`` and that every public class and function documents its parameters, then
 runs ``zensical build --strict --clean`` and fails on any warning it prints (Zensical's strict
-mode covers links and references; griffe's docstring warnings are caught here).
+mode covers links and anchors; griffe's docstring warnings and images the pages show but
+the site lacks are caught here).
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 from viscy_dev.docs import api_pages, docstrings
 from viscy_dev.docs._root import ROOT
 
 _WARNING_PREFIXES = ("griffe:", "mkdocstrings:", "Warning:", "WARNING")
+_IMG_SRC = re.compile(r"<img[^>]*\ssrc=\"([^\"]+)\"")
+
+
+def missing_images(site: Path) -> list[str]:
+    """Images the built pages show that are not in the site (Zensical checks page links and
+    anchors, not images)."""
+    missing = []
+    for page in sorted(site.rglob("*.html")):
+        for src in _IMG_SRC.findall(page.read_text(errors="replace")):
+            if src.startswith(("http:", "https:", "data:", "//")):
+                continue
+            target = (page.parent / src.split("#")[0].split("?")[0]).resolve()
+            if not target.is_file():
+                missing.append(f"{page.relative_to(site)}: image {src} does not exist")
+    return missing
 
 
 def build_warnings(output: str) -> list[str]:
@@ -44,6 +62,8 @@ def main() -> int:
     finally:
         output, _ = proc.communicate()
     warnings = build_warnings(output)
+    if proc.returncode == 0:
+        warnings += missing_images(ROOT / "site")
     for line in warnings:
         print(line)
     if proc.returncode != 0 or warnings:
