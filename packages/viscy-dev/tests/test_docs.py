@@ -107,8 +107,9 @@ def test_figures_are_collected_shrunk_and_stale_ones_removed(tmp_path: Path) -> 
     out, assets = tmp_path / "demo", tmp_path / "assets"
     (out / "figures").mkdir(parents=True)
     rng = np.random.default_rng(0)
-    noise = rng.integers(0, 255, (900, 900, 3), dtype="uint8")  # incompressible: > budget
+    noise = rng.integers(0, 255, (420, 420, 3), dtype="uint8")  # incompressible: > budget
     Image.fromarray(noise).save(out / "figures" / "scatter.png")
+    assert (out / "figures" / "scatter.png").stat().st_size > figures.MAX_BYTES
     assets.mkdir()
     (assets / "dynaclr-old.png").write_bytes(b"stale")
     printed = "| x |\n|---|\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nwall time 3 s\n"
