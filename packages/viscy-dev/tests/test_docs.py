@@ -148,3 +148,16 @@ def test_missing_images_of_a_built_site_are_found(tmp_path: Path) -> None:
     assert build.missing_images(tmp_path) == [
         "guide/index.html: image ../assets/b.png does not exist"
     ]
+
+
+def test_the_documented_experiments_registry_loads(tmp_path: Path) -> None:
+    from dynaclr import ExperimentRegistry
+
+    page = ROOT / "docs" / "guides" / "multi-experiment.md"
+    registries = [b.code for b in examples.blocks(page) if b.language == "yaml"]
+    assert registries and all("experiments:" in code for code in registries)
+    for i, code in enumerate(registries):
+        path = tmp_path / f"experiments_{i}.yml"
+        path.write_text(code)
+        registry = ExperimentRegistry.from_yaml(path, check_paths=False)
+        assert [e.name for e in registry.experiments] == ["exp_a", "exp_b"]
