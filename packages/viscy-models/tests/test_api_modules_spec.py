@@ -2,7 +2,7 @@
 imports from its module, is exported by the module that lists it and keeps its signature.
 
 The fixture ``fixtures/api_0.1.0_modules.json`` is parsed from the addendum by
-``python -m viscy_dev.api_fixtures .../api_0.1.0_modules.md viscy_models``; the checks are
+``viscy_dev.api_fixtures.parse_modules`` (the ``sections`` below); the checks are
 those of :class:`viscy_dev.api_checks.ConformanceTests`.
 """
 
@@ -11,12 +11,33 @@ from __future__ import annotations
 from pathlib import Path
 
 from viscy_dev.api_checks import ConformanceTests
+from viscy_dev.api_fixtures import MODULES_SPEC_FILE, parse_modules
 
 
 class TestViscyModelsModuleSurfaces(ConformanceTests):
-    sections = ["viscy_models"]
+    sections = [
+        "viscy_models",
+        "viscy_models.components",
+        "viscy_models.components.blocks",
+        "viscy_models.components.conv_block_2d",
+        "viscy_models.components.conv_block_3d",
+        "viscy_models.components.heads",
+        "viscy_models.components.stems",
+        "viscy_models.contrastive",
+        "viscy_models.contrastive.encoder",
+        "viscy_models.contrastive.resnet3d",
+        "viscy_models.foundation",
+        "viscy_models.unet",
+        "viscy_models.unet.blocks",
+        "viscy_models.unet.unet25d",
+        "viscy_models.unet.unet2d",
+        "viscy_models.unet.unet3d",
+        "viscy_models.unet.unet3d_base",
+        "viscy_models.vae",
+    ]
     fixture = Path(__file__).parent / "fixtures" / "api_0.1.0_modules.json"
-    modules_spec = True
+    spec_file = MODULES_SPEC_FILE
+    parser = staticmethod(parse_modules)
     mismatches = {
         (check, "CellDinoModel"): "viscy_models.foundation.cell_dino is not written yet"
         for check in ("module_path", "top_level", "signature", "bases", "methods")

@@ -29,7 +29,7 @@ __all__ = ["MODULES_SPEC_FILE", "SPEC_FILE", "find_spec_file", "main", "parse", 
 
 #: Where the spec lies inside the shared design folder.
 SPEC_FILE = "spec/api_0.1.0.md"
-#: The addendum listing each module's ``__all__`` (``## `module` `` headings).
+#: The addendum listing every module's ``__all__`` (subpackage surfaces).
 MODULES_SPEC_FILE = "spec/api_0.1.0_modules.md"
 
 _CLASS = re.compile(r"^- class `(?P<path>[\w.]+)`\((?P<bases>.*)\)$")
@@ -148,47 +148,57 @@ def parse(markdown: str, sections: list[str]) -> list[dict]:
     return entries
 
 
-_MODULE_HEADING = re.compile(r"^## `(?P<module>[\w.]+)`$")
+# ``- function `name` (defined in `module`): `name(params) -> ret` `` and the like
 _MODULE_ENTRY = re.compile(
-    r"^- (?P<kind>class|function) `(?P<name>\w+)` \(defined in `(?P<defined>[\w.]*)`\)"
-    r"(?:: `\w+\((?P<params>.*?)\)(?: -> .*)?`)?$"
+    r"^- (?P<kind>\w+) `(?P<name>\w+)` \(defined in `(?P<module>[\w.]*)`\)(?:: `(?P<sig>.*)`)?$"
 )
-_ADDRESS = re.compile(r" at 0x[0-9a-f]+>")
 
 
-def parse_modules(markdown: str, prefix: str) -> list[dict]:
-    """Entries of the modules addendum under every ``## `module` `` heading that starts with
-    ``prefix`` (e.g. ``"viscy_models"``), in document order. ``package`` is the heading's
-    module (which must export the name), ``module`` the module that defines it; bases and
-    methods are not listed there. Object addresses in default reprs are dropped."""
+def _signature_params(name: str, sig: str) -> list[dict]:
+    """Parameters of ``name(params) -> ret`` (the parenthesis matching the first one)."""
+    text = sig[len(name) :]
+    depth = 0
+    for i, char in enumerate(text):
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if depth == 0:
+            return _params(text[1:i])
+    raise ValueError(f"unbalanced signature: {sig}")
+
+
+def parse_modules(markdown: str, sections: list[str]) -> list[dict]:
+    """Entries of the given ``## `module` `` headings of the modules addendum.
+
+    Each entry's ``package`` is the module whose ``__all__`` lists the name and ``module``
+    the module that defines it (None for constants listed without one); classes carry no
+    bases or methods there (the main spec has them).
+    """
     entries: list[dict] = []
-    module = None
-    for line in markdown.splitlines():
-        if match := _MODULE_HEADING.match(line):
-            heading = match["module"]
-            module = heading if heading.split(".")[0] == prefix else None
-            continue
-        if module is None or not (match := _MODULE_ENTRY.match(line)):
-            continue
-        params = _params(match["params"]) if match["params"] else []
-        for param in params:
-            if "default_repr" in param:
-                param["default_repr"] = _ADDRESS.sub(">", param["default_repr"])
-        entries.append(
-            {"package": module, "name": match["name"], "kind": match["kind"]}
-            | {"module": match["defined"] or None, "bases": [], "methods": []}
-            | {"params": params}
-        )
+    for section in sections:
+        body = markdown.split(f"\n## `{section}`\n", 1)[1].split("\n## ", 1)[0]
+        for line in body.splitlines():
+            match = _MODULE_ENTRY.match(line)
+            if not match:
+                continue
+            kind = match["kind"]
+            entry = {"package": section, "name": match["name"], "module": match["module"] or None}
+            if kind in ("class", "function") and match["sig"]:
+                params = _signature_params(match["name"], match["sig"])
+                entry |= {"kind": kind, "params": params}
+                if kind == "class":
+                    entry |= {"bases": [], "methods": []}
+            else:
+                entry |= {"kind": "object"}
+            entries.append(entry)
     return entries
 
 
-def find_spec_file(start: str | os.PathLike, name: str = SPEC_FILE) -> Path | None:
-    """The spec (``name``: :data:`SPEC_FILE` or :data:`MODULES_SPEC_FILE`), if found:
-    ``$VISCY_SHARED/<name>``, else ``shared/<name>`` beside ``start`` or any folder above
-    it (a clone with ``shared/`` beside it, or a worktree)."""
+def find_spec_file(start: str | os.PathLike, spec_file: str = SPEC_FILE) -> Path | None:
+    """The spec, if found: ``$VISCY_SHARED/<spec_file>``, else ``shared/<spec_file>`` beside
+    ``start`` or any folder above it (a clone with ``shared/`` beside it, or a worktree)."""
     candidates = [Path(os.environ["VISCY_SHARED"])] if os.environ.get("VISCY_SHARED") else []
     candidates += [folder / "shared" for folder in Path(start).resolve().parents]
-    return next((c / name for c in candidates if (c / name).is_file()), None)
+    return next((c / spec_file for c in candidates if (c / spec_file).is_file()), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -201,9 +211,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     spec_path, *sections = args
     text = Path(spec_path).read_text(encoding="utf-8")
-    if spec_path.endswith(Path(MODULES_SPEC_FILE).name):  # the addendum: one package prefix
-        print(json.dumps([e for s in sections for e in parse_modules(text, s)], indent=1))
-        return 0
     missing = [s for s in sections if f"\n## {s}\n" not in text]
     if missing:
         print(f"error: {spec_path} has no section(s) {missing}", file=sys.stderr)
