@@ -14,7 +14,7 @@ plus ``keys_equal``, ``shapes_equal``, ``max_abs_diff`` and ``note`` where they 
 To add a section (e.g. data modules), drop a new file in ``sections/``.
 
 Set ``COMPAT_ORACLE_CACHE=DIR`` to keep each section's oracle results there and reuse them;
-the file name carries a hash of the section file and ``_common.py``/``_worker.py``, so a
+the file name carries a hash of the section file and the ``_*.py`` helpers, so a
 changed section is run again (stale files stay; delete them at will).
 
 The summary line counts the spec classes/functions (``coverage.py``) that some case of any
@@ -55,7 +55,7 @@ def _load_coverage():
 def section_digest(name: str) -> str:
     """Short hash of what decides a section's oracle results (its file and the helpers)."""
     digest = hashlib.sha256()
-    for path in (SECTIONS / f"{name}.py", HERE / "_common.py", WORKER):
+    for path in (SECTIONS / f"{name}.py", *sorted(HERE.glob("_*.py"))):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
