@@ -3,13 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
-__all__ = ["ConvBlock2D", "ConvBlock3D", "linear_rates"]
+__all__ = [
+    "ConvBlock2D",
+    "ConvBlock3D",
+    "UNeXt2Decoder",
+    "UNeXt2UpStage",
+    "icnr_init",
+    "linear_rates",
+]
+
+if TYPE_CHECKING:
+    from viscy_models.components.decoders import UNeXt2Decoder, UNeXt2UpStage, icnr_init
+
+# defined beside the other decoder stages (which import this module); the 0.1.0 path is here
+_FROM_DECODERS = ("UNeXt2Decoder", "UNeXt2UpStage", "icnr_init")
+
+
+def __getattr__(name: str):
+    if name in _FROM_DECODERS:
+        from viscy_models.components import decoders
+
+        return getattr(decoders, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_FROM_DECODERS])
 
 
 def linear_rates(max_rate: float, n: int) -> list[float]:
