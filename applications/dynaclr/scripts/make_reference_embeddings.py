@@ -4,14 +4,17 @@ Run from the repository root:
 
     uv run python applications/dynaclr/scripts/make_reference_embeddings.py
 
-It trains a tiny ``TinyEncoder`` for a few steps with a real Lightning Trainer on fixed
-random inputs; Lightning's ``ModelCheckpoint`` writes the checkpoint (``last.ckpt``, tens of
-KB, copied here), then the module embeds fixed inputs on CPU and the features and
-projections are stored. The test reloads the checkpoint and must reproduce the embeddings
-(INFER-03): within stated tolerances across CPUs, exactly from run to run.
+It trains a ``ContrastiveModule`` whose encoder is a ``ContrastiveEncoder`` at toy sizes
+(``dynaclr.TinyContrastiveEncoder``: the modules and state-dict keys of
+``ContrastiveEncoder("convnext_tiny", ...)``, narrower) for a few steps with a real
+Lightning Trainer on fixed random inputs; Lightning's ``ModelCheckpoint`` writes the
+checkpoint (``last.ckpt``, well under 1 MB, copied here), then the module embeds fixed inputs
+on CPU and the features and projections are stored. The test reloads the checkpoint and
+must reproduce the embeddings (INFER-03): within stated tolerances across CPUs, exactly
+from run to run.
 
-(A ``ContrastiveEncoder`` cannot be made tiny: its smallest backbone, convnext_tiny, has
-28M parameters, a 110 MB checkpoint, too large to commit.)
+(``ContrastiveEncoder``'s smallest public backbone, convnext_tiny, has 28.5M parameters: a
+114 MB checkpoint, too large to commit. Its toy-width twin has the same keys.)
 """
 
 from __future__ import annotations
@@ -28,22 +31,23 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from dynaclr.engine import ContrastiveModule
-from dynaclr.tiny_encoder import TinyEncoder
+from dynaclr.tiny_encoder import TinyContrastiveEncoder
 
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "reference"
 ENCODER_KWARGS = {
     "in_channels": 2,
-    "in_stack_depth": 1,
-    "width": 4,
-    "embedding_dim": 16,
+    "in_stack_depth": 5,
+    "dims": (8, 12, 16, 24),
     "projection_dim": 8,
 }
-INPUT_SHAPE = (6, 2, 1, 16, 16)
+INPUT_SHAPE = (4, 2, 5, 32, 32)
 
 
 def build_module() -> ContrastiveModule:
     """The module whose checkpoint is committed (same arguments in the test)."""
-    return ContrastiveModule(TinyEncoder(**ENCODER_KWARGS), nn.TripletMarginLoss(margin=0.5))
+    return ContrastiveModule(
+        TinyContrastiveEncoder(**ENCODER_KWARGS), nn.TripletMarginLoss(margin=0.5)
+    )
 
 
 def main(out_dir: Path = REFERENCE_DIR) -> None:

@@ -465,3 +465,11 @@ def test_training_drops_the_last_partial_batch(hcs_plate_v5):
     train, val = dm.train_dataloader(), dm.val_dataloader()
     assert train.drop_last and not val.drop_last  # as in 0.1.0
     assert len(train) == len(dm.train_dataset) // 5
+
+
+def test_unknown_stage_raises_not_implemented(hcs_plate_v5):
+    # 0.1.0 raises NotImplementedError; ours is also a ValueError
+    with pytest.raises(NotImplementedError, match="unknown stage 'bogus'"):
+        _dm(hcs_plate_v5).setup("bogus")
+    with pytest.raises(ValueError):
+        _dm(hcs_plate_v5).setup("bogus")

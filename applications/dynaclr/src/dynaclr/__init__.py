@@ -17,6 +17,7 @@ _EXPORTS: dict[str, str] = {
     "NTXentLoss": "viscy_models.contrastive.loss",
     "NTXentHCL": "viscy_models.contrastive.loss",
     "TinyEncoder": "dynaclr.tiny_encoder",
+    "TinyContrastiveEncoder": "dynaclr.tiny_encoder",
     "ClassificationModule": "dynaclr.classification",
     "MultiModalContrastiveModule": "dynaclr.multi_modal",
     "cross_modal_nt_xent": "dynaclr.multi_modal",
@@ -51,5 +52,5 @@ if TYPE_CHECKING:  # static analysers see the real names
     from dynaclr.classification import ClassificationModule  # noqa: F401
     from dynaclr.engine import ContrastiveModule, render_triplet_grid  # noqa: F401
     from dynaclr.multi_modal import MultiModalContrastiveModule, cross_modal_nt_xent  # noqa: F401
-    from dynaclr.tiny_encoder import TinyEncoder  # noqa: F401
+    from dynaclr.tiny_encoder import TinyContrastiveEncoder, TinyEncoder  # noqa: F401
     from viscy_models.contrastive.loss import NTXentHCL, NTXentLoss  # noqa: F401

@@ -1,14 +1,19 @@
-"""A small convolutional encoder that trains in minutes on a CPU.
+"""Small encoders that train in minutes on a CPU.
 
-Used by ``dynaclr demo``, the tests and the committed reference checkpoint. For real
-data use ``viscy_models.ContrastiveEncoder``.
+:class:`TinyEncoder` is the encoder of ``dynaclr demo`` and the tests;
+:class:`TinyContrastiveEncoder` is a ``viscy_models.ContrastiveEncoder`` at toy sizes (the
+committed reference checkpoint). For real data use ``viscy_models.ContrastiveEncoder``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import Tensor, nn
 
-__all__ = ["TinyEncoder"]
+from viscy_models.contrastive.encoder import ContrastiveEncoder
+
+__all__ = ["TinyContrastiveEncoder", "TinyEncoder"]
 
 
 class TinyEncoder(nn.Module):
@@ -77,3 +82,64 @@ class TinyEncoder(nn.Module):
         h = self.stem(x.reshape(b, c * z, y, w))
         features = self.embedding(self.pool(h).flatten(1))
         return features, self.projection(features)
+
+
+class TinyContrastiveEncoder(ContrastiveEncoder):
+    """:class:`~viscy_models.ContrastiveEncoder` with a toy-sized ConvNeXt backbone.
+
+    The same modules in the same places as ``ContrastiveEncoder("convnext_tiny", ...)``
+    (a ``StemDepthtoChannels`` stem in place of the patchify convolution, a timm ConvNeXt,
+    the Linear-BN-ReLU-Linear-BN projection) and the same forward, so its state dict has
+    the same keys; only the widths differ. Its smallest public backbone, ``convnext_tiny``,
+    has 28M parameters (a 110 MB checkpoint); this one has about 60k, for checkpoints that
+    can be committed and tests that run in seconds.
+
+    Parameters
+    ----------
+    in_channels : int
+        Input channels.
+    in_stack_depth : int
+        Input depth (Z).
+    stem_kernel_size : tuple of int
+        Stem kernel ``(kz, ky, kx)``.
+    stem_stride : tuple of int
+        Stem stride.
+    dims : sequence of int
+        Channels of the four ConvNeXt stages; the last is the embedding size.
+    depths : sequence of int
+        Blocks per stage (``convnext_tiny``'s ``(3, 3, 9, 3)`` by default).
+    projection_dim : int
+        Projection dimension.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 2,
+        in_stack_depth: int = 5,
+        stem_kernel_size: tuple[int, int, int] = (5, 4, 4),
+        stem_stride: tuple[int, int, int] = (5, 4, 4),
+        dims: Sequence[int] = (8, 16, 24, 32),
+        depths: Sequence[int] = (3, 3, 9, 3),
+        projection_dim: int = 16,
+    ) -> None:
+        nn.Module.__init__(self)  # ContrastiveEncoder.__init__ would build convnext_tiny
+        from viscy_models._pretrained import create_timm_model
+        from viscy_models.components.heads import projection_mlp
+        from viscy_models.components.stems import StemDepthtoChannels
+
+        encoder = create_timm_model(
+            "convnext_tiny", num_classes=0, dims=tuple(dims), depths=tuple(depths)
+        )
+        encoder.stem[0] = nn.Identity()  # the 3D stem below replaces the patchify conv
+        self.stem = StemDepthtoChannels(
+            in_channels,
+            in_stack_depth,
+            int(dims[0]),
+            stem_kernel_size=stem_kernel_size,
+            stem_stride=stem_stride,
+            backbone_name="convnext_tiny",
+        )
+        self.encoder = encoder
+        self.projection = projection_mlp(int(dims[-1]), int(dims[-1]), projection_dim)
+        self.backbone = "convnext_tiny"
+        self.in_stack_depth = in_stack_depth

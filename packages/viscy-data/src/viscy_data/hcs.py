@@ -26,6 +26,7 @@ from viscy_data._typing import ChannelMap, NormMeta
 from viscy_data._utils import (
     ComposeDict,
     channel_indices,
+    check_stage,
     collate_samples,
     ensure_channel_list,
     find_normalize_transforms,
@@ -527,8 +528,7 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
             the FOV and channel), or a split that leaves training or validation empty.
         """
         stage = stage or "fit"
-        if stage not in ("fit", "validate", "test", "predict"):
-            raise ValueError(f"Unknown stage '{stage}'")
+        check_stage(stage, "HCSDataModule", ("fit", "validate", "test", "predict"))
         reader = self._open_reader()
         if reader.position_names == [""] and stage in ("fit", "validate"):
             raise ValueError(
