@@ -3,7 +3,7 @@
 Plate: ``viscy_data.synthetic``, 4 FOVs x 8 T x 2 C x 8 Z x 1024 x 1024 uint16 (1 GiB
 decoded), NGFF 0.5 with iohub's default chunks (one 16 MiB ZYX stack per chunk), and its copy
 written by :func:`viscy_utils.rechunk.rechunk_store` with the defaults (inner chunks
-1 x 1 x 1 x 256 x 256, one shard per (t, c) stack). The decoded-chunk cache is 256 MiB, a
+1 x 1 x 1 x 128 x 128, one shard per (t, c) stack). The decoded-chunk cache is 256 MiB, a
 quarter of the plate, so most reads miss it, as they do on real (terabyte) plates.
 
 Boxes, drawn at random (fixed seed) over FOV, t, z and yx, the same for both layouts:
@@ -43,11 +43,12 @@ BOXES = {
 
 def _plates(workdir: Path, shape: tuple[int, ...]) -> tuple[Path, Path, dict[str, float]]:
     from viscy_data.synthetic import write_synthetic_plate
-    from viscy_utils.rechunk import rechunk_store
+    from viscy_utils.rechunk import DEFAULT_PATCH, rechunk_store
 
     tag = "" if tuple(shape) == SHAPE else "_" + "x".join(map(str, shape))
     original = workdir / f"layout_original{tag}.zarr"
-    rechunked = workdir / f"layout_rechunked{tag}.zarr"
+    # named by the default inner chunk: a copy made with other defaults is not reused
+    rechunked = workdir / f"layout_rechunked{tag}_{'x'.join(map(str, DEFAULT_PATCH))}.zarr"
     times: dict[str, float] = {}
     if not original.exists():
         times["generate_s"], _ = timed(
@@ -59,6 +60,17 @@ def _plates(workdir: Path, shape: tuple[int, ...]) -> tuple[Path, Path, dict[str
         seconds, _ = timed(lambda: rechunk_store(original, rechunked, progress=False))
         times["rechunk_s"] = round(seconds, 2)
     return original, rechunked, times
+
+
+def _inner_chunks(store: Path) -> list[int]:
+    """Inner chunk shape of the first FOV's image array (read from its zarr.json)."""
+    import json
+
+    meta = json.loads((store / "A" / "1" / "0" / "0" / "zarr.json").read_text())
+    for codec in meta.get("codecs", []):
+        if codec.get("name") == "sharding_indexed":
+            return list(codec["configuration"]["chunk_shape"])
+    return list(meta["chunk_grid"]["configuration"]["chunk_shape"])
 
 
 def _random_boxes(
@@ -159,7 +171,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "fovs": 4,
             "decoded_bytes": plate_bytes,
             "original_chunks": [1, 1, *shape[2:]],
-            "rechunked": "inner 1x1x1x256x256, shard 1x1x8x1024x1024 (viscy rechunk defaults)",
+            "rechunked_inner_chunks": _inner_chunks(rechunked),
+            "rechunked_shards": "one per (t, c) stack (viscy rechunk defaults)",
         },
         "cache_bytes": cache_bytes,
         "plate_over_cache": round(plate_bytes / cache_bytes, 2),

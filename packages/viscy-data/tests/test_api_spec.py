@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from viscy_dev.api_checks import ConformanceTests
+from viscy_dev.api_fixtures import MODULES_SPEC_FILE, parse_modules
 
 
 class TestViscyDataAPI(ConformanceTests):
@@ -25,4 +26,24 @@ class TestViscyDataAPI(ConformanceTests):
             "0.1.0's 0 meant no chunk cache (about 17 triplets/s); None uses the reader's "
             "bounded default cache, and an explicit 0 still disables it",
         ),
+    }
+
+
+class TestCellIndexModuleAPI(ConformanceTests):
+    """``viscy_data.cell_index`` as 0.1.0's module surface lists it
+    (``shared/spec/api_0.1.0_modules.md``): every name in its ``__all__``, same signatures."""
+
+    sections = ["viscy_data.cell_index"]
+    fixture = Path(__file__).parent / "fixtures" / "api_0.1.0_modules.json"
+    spec_file = MODULES_SPEC_FILE
+    parser = staticmethod(parse_modules)
+    mismatches = {
+        (check, name): "0.1.0 builder not implemented yet"
+        for check in ("module_path", "top_level", "signature")
+        for name in (
+            "build_ops_cell_index",
+            "build_timelapse_cell_index",
+            "convert_ops_parquet",
+            "preprocess_cell_index",
+        )
     }

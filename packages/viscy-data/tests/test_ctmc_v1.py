@@ -97,3 +97,24 @@ def test_missing_channel_is_named(ctmc_root):
 def test_bad_subsample_ratio():
     with pytest.raises(ValueError, match="val_subsample_ratio"):
         CTMCv1DataModule("a", "b", [], [], [], [], val_subsample_ratio=0)
+
+
+def test_training_keeps_the_last_partial_batch(ctmc_root):
+    # 0.1.0: 16 training volumes in batches of 5 give 5, 5, 5, 1
+    dm = make_module(ctmc_root, batch_size=5)
+    dm.setup("fit")
+    try:
+        assert [len(b["DIC"]) for b in dm.train_dataloader()] == [5, 5, 5, 1]
+    finally:
+        dm.teardown("fit")
+
+
+def test_batches_carry_no_normalization_metadata(ctmc_root):
+    # 0.1.0: CTMC-v1 batches hold the channel only (no norm_meta), even if the plate has it
+    dm = make_module(ctmc_root)
+    dm.setup("fit")
+    try:
+        batch = next(iter(dm.train_dataloader()))
+        assert "norm_meta" not in batch and batch["DIC"].shape[1:] == (1, *SHAPE[2:])
+    finally:
+        dm.teardown("fit")

@@ -218,3 +218,18 @@ def test_dataset_accepts_a_plain_mapping_as_cache(plate_path):
         first = ds[2]["GFP"]
     assert list(cache) == [("A/1/0", 2)]  # keyed by (FOV, t), not by dataset index
     np.testing.assert_array_equal(first[0].numpy(), true_volume(plate_path, "A/1/0", 2)[1])
+
+
+def test_training_keeps_the_last_partial_batch(plate_path):
+    # 0.1.0 (checked against the release): the GPU-augmentation DataModules' training
+    # loader keeps the last partial batch; validation too
+    dm = make_module(plate_path, batch_size=4)
+    dm.setup("fit")
+    try:
+        n = len(dm.train_dataset)
+        assert n % 4
+        sizes = [len(b["GFP"]) for b in dm.train_dataloader()]
+        assert sizes == [4] * (n // 4) + [n % 4]
+        assert not dm.train_dataloader().drop_last and not dm.val_dataloader().drop_last
+    finally:
+        dm.teardown("fit")

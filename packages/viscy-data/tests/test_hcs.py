@@ -300,7 +300,7 @@ def test_no_fork_after_tensorstore_was_used(hcs_plate_v5):
     dm.setup("fit")
     dm.val_dataset.__getitems__([0])  # tensorstore now runs threads in this process
     loader = dm.val_dataloader()
-    assert loader.multiprocessing_context.get_start_method() == "spawn"
+    assert loader.multiprocessing_context.get_start_method() == "forkserver"
     explicit = _dm(hcs_plate_v5, num_workers=1, multiprocessing_context="forkserver")
     explicit.setup("fit")
     assert explicit.val_dataloader().multiprocessing_context.get_start_method() == "forkserver"
@@ -396,9 +396,80 @@ def test_num_samples_loads_batch_size_over_num_samples_stacks(hcs_plate_v5):
         _dm(hcs_plate_v5, batch_size=3, augmentations=crops(2)).setup("fit")
 
 
+def _from_store(plate, index, k: int, patch: np.ndarray) -> bool:
+    """Whether ``patch`` (C, Z, Y, X) is the source+target box of sample ``k`` of ``index``
+    at some Y/X place of its FOV."""
+    fov, t, z = index.image[k], int(index.time[k]), int(index.z[k])
+    depth, size = patch.shape[1], patch.shape[-1]
+    full = np.stack([_raw(plate, fov, t, c, (z, z + depth), (0, 128), (0, 128)) for c in (0, 1)])
+    views = np.lib.stride_tricks.sliding_window_view(full, (size, size), axis=(2, 3))
+    return bool((views == patch.astype(np.float32)[..., None, None, :, :]).all((0, 1, 4, 5)).any())
+
+
+@pytest.mark.parametrize("mode", ["num_samples", "patches_per_stack"])
+def test_several_distinct_patches_per_window(hcs_plate_v5, mode):
+    """A ``num_samples`` crop (0.1.0: distinct crops of the whole FOV) and our
+    ``patches_per_stack`` both give different random boxes of one window, read in one call."""
+    from monai.transforms import RandSpatialCropSamplesd
+
+    if mode == "num_samples":
+        crop = RandSpatialCropSamplesd([SRC, TGT], roi_size=(3, 32, 32), num_samples=2)
+        dm = _dm(hcs_plate_v5, batch_size=8, augmentations=[crop])
+    else:
+        dm = _dm(hcs_plate_v5, batch_size=8, patches_per_stack=2)
+    assert dm.train_patches_per_stack == 2
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert loader.batch_size == 4
+    calls = _count_reads(dm.train_dataset)
+    batch = next(iter(loader))
+    assert batch["source"].shape == (8, 1, 3, 32, 32)
+    assert len(calls) == 1 and len(calls[0]) == 8  # 4 windows x 2 boxes, one read
+    index, both = batch["index"], torch.cat([batch["source"], batch["target"]], dim=1).numpy()
+    for k in range(0, 8, 2):  # the two patches of a window: same FOV, t and z, other Y/X
+        assert (index.image[k], index.time[k], index.z[k]) == (
+            index.image[k + 1], index.time[k + 1], index.z[k + 1]
+        )  # fmt: skip
+        assert not np.array_equal(both[k], both[k + 1])
+        assert _from_store(hcs_plate_v5, index, k, both[k])
+        assert _from_store(hcs_plate_v5, index, k + 1, both[k + 1])
+    if mode == "num_samples":
+        # the crop would return each box as it is: skipped, the batch stays float32
+        assert dm.train_dataset.transform is None
+        assert batch["source"].dtype == torch.float32
+    if mode == "patches_per_stack":
+        assert batch["source"].dtype == torch.uint16  # still no CPU transform
+        with pytest.raises(ValueError, match="divisible by patches_per_stack=4 "):
+            _dm(hcs_plate_v5, batch_size=6, patches_per_stack=4).setup("fit")
+        with pytest.raises(ValueError, match="patches_per_stack must be >= 1"):
+            _dm(hcs_plate_v5, patches_per_stack=0)
+
+
+def test_crops_that_keep_the_box_are_skipped(hcs_plate_v5):
+    """A crop of the size read (the 0.1.0 way to ask for the patch) is not run: same values
+    and dtype; a smaller crop in Z still runs."""
+    same = _dm(hcs_plate_v5, augmentations=[RandSpatialCropd([SRC, TGT], roi_size=(3, 32, 32))])
+    same.setup("fit")
+    assert same.train_dataset.transform is None
+    assert same.train_dataloader().dataset.float_output
+    z_crop = _dm(hcs_plate_v5, augmentations=[RandSpatialCropd([SRC, TGT], roi_size=(2, 32, 32))])
+    z_crop.setup("fit")
+    assert z_crop.train_dataset.transform is not None
+    batch = next(iter(z_crop.train_dataloader()))
+    assert batch["source"].shape == (4, 1, 2, 32, 32)
+
+
 def test_training_drops_the_last_partial_batch(hcs_plate_v5):
     dm = _dm(hcs_plate_v5, batch_size=5)
     dm.setup("fit")
     train, val = dm.train_dataloader(), dm.val_dataloader()
     assert train.drop_last and not val.drop_last  # as in 0.1.0
     assert len(train) == len(dm.train_dataset) // 5
+
+
+def test_unknown_stage_raises_not_implemented(hcs_plate_v5):
+    # 0.1.0 raises NotImplementedError; ours is also a ValueError
+    with pytest.raises(NotImplementedError, match="unknown stage 'bogus'"):
+        _dm(hcs_plate_v5).setup("bogus")
+    with pytest.raises(ValueError):
+        _dm(hcs_plate_v5).setup("bogus")

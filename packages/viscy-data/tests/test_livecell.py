@@ -167,3 +167,13 @@ def test_missing_extra_is_named(livecell_root, monkeypatch):
     monkeypatch.setitem(sys.modules, "pycocotools.coco", None)
     with pytest.raises(ImportError, match=r"viscy-data\[livecell\]"):
         make_module(livecell_root)
+
+
+def test_training_keeps_the_last_partial_batch(livecell_root):
+    # 0.1.0: 4 training images in batches of 3 give 3, 1
+    dm = make_module(livecell_root, batch_size=3)
+    dm.setup("fit")
+    try:
+        assert [len(b["source"]) for b in dm.train_dataloader()] == [3, 1]
+    finally:
+        dm.teardown("fit")

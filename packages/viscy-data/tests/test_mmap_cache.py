@@ -165,3 +165,16 @@ def test_missing_extra_is_named(plate_path, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensordict", None)  # as if not installed
     with pytest.raises(ImportError, match=r"viscy-data\[mmap\]"):
         make_module(plate_path, tmp_path)
+
+
+def test_training_keeps_the_last_partial_batch(plate_path, tmp_path):
+    # 0.1.0: MmappedDataModule's training loader keeps the last partial batch
+    dm = make_module(plate_path, tmp_path, batch_size=4)
+    dm.setup("fit")
+    try:
+        n = len(dm.train_dataset)
+        sizes = [len(b["GFP"]) for b in dm.train_dataloader()]
+        assert sum(sizes) == n and sizes[-1] == (n % 4 or 4)
+        assert not dm.train_dataloader().drop_last
+    finally:
+        dm.teardown("fit")

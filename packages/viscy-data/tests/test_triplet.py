@@ -536,3 +536,18 @@ def test_missing_normalization_metadata_fails_at_setup(tmp_path):
     )
     dm.setup("fit")
     assert "anchor_norm_meta" not in dm.train_dataset.__getitems__([0])
+
+
+def test_training_drops_the_last_partial_batch(plate_v04):
+    # 0.1.0: the training loader drops the last partial batch, validation keeps it
+    dm = _datamodule(plate_v04, batch_size=5, split_ratio=0.5)
+    dm.setup("fit")
+    n_train, n_val = len(dm.train_dataset), len(dm.val_dataset)
+    assert n_train % 5 and n_train > 5
+    assert [len(b["anchor"]) for b in dm.train_dataloader()] == [5] * (n_train // 5)
+    assert sum(len(b["anchor"]) for b in dm.val_dataloader()) == n_val
+
+
+def test_unknown_stage_raises_not_implemented(plate_v04):
+    with pytest.raises(NotImplementedError, match="unknown stage 'bogus'"):  # as 0.1.0
+        _datamodule(plate_v04).setup("bogus")

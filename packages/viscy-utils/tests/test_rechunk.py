@@ -44,7 +44,7 @@ def copy(source, tmp_path_factory):
 
 def test_training_layout_clips_and_rounds_shards():
     assert training_layout((8, 2, 8, 1024, 1024)) == (
-        (1, 1, 1, 256, 256),
+        (1, 1, 1, 128, 128),
         (1, 1, 8, 1024, 1024),
     )
     # inner chunks clipped to the array; shards a multiple of the inner chunk

@@ -14,7 +14,6 @@ import math
 import os
 import shutil
 import tempfile
-import warnings
 import weakref
 from collections.abc import Callable, Hashable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -290,32 +289,11 @@ def position_address(position: Position) -> tuple[str, str]:
     return str(root), group.name.strip("/")
 
 
-def _tensorstore_used_before_fork() -> bool:
-    """Whether this process was forked from one that had started tensorstore.
-
-    tensorstore's thread pools do not survive ``fork``: using it again in the child aborts.
-    The reader keeps one tensorstore context per process id; a context made under another
-    id can only have been inherited through ``fork``.
-    """
-    from viscy_data import _reader
-
-    contexts = getattr(_reader, "_TS_CONTEXTS", {})
-    return any(key[0] != os.getpid() for key in contexts)
-
-
 def _process_copy(reader: PatchReader) -> PatchReader:
     """A copy of ``reader`` without open handles, safe to use in this process."""
-    fresh = copy.copy(reader)  # pickling protocol: handles are dropped
-    if fresh.backend == "tensorstore" and _tensorstore_used_before_fork():
-        warnings.warn(
-            f"DataLoader worker forked after tensorstore was used: reading {reader.store_path} "
-            "with zarr-python in this worker. Use the 'spawn' start method, or read no data in "
-            "the main process before the workers start, to keep tensorstore.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        fresh.backend = "zarr"
-    return fresh
+    # pickling protocol: handles are dropped; a forked worker settles its backend at its
+    # first read (zarr-python if the parent had started tensorstore, see viscy_data._reader)
+    return copy.copy(reader)
 
 
 class _VolumeIndex:

@@ -13,6 +13,8 @@ _OPTIONAL: dict[str, tuple[str, str]] = {
     "pycocotools.coco": ("pycocotools", "livecell"),
     "tifffile": ("tifffile", "livecell"),
     "torchvision": ("torchvision", "livecell"),
+    "pyarrow": ("pyarrow", "cellindex"),
+    "pyarrow.parquet": ("pyarrow", "cellindex"),
 }
 
 

@@ -11,6 +11,21 @@ Z/Y/X window) and get one array back per batch. The reader
   (tensorstore ``cache_pool``), and
 - is picklable: open handles are dropped when pickled and reopened lazily in each
   process, so it works in DataLoader workers under ``spawn`` as well as ``fork``.
+
+Fork safety, by design. tensorstore runs thread pools and aborts a process that uses it
+after a ``fork`` of a process that had started it (its threads do not survive the fork).
+So the backend is settled per process, at its first read:
+
+- a process that was not forked from a tensorstore user (the main process, ``spawn`` /
+  ``forkserver`` workers) reads with tensorstore;
+- a process forked from one (DataLoader workers under ``fork``, DDP ranks launched by
+  ``fork`` / ``ddp_notebook``, a user's ``os.fork``) reads with zarr-python: the same batched
+  reads on a thread pool, the same results and errors, at a comparable speed
+  (``benchmarks/``); it is logged once per process, it is not an error. The handles it
+  inherited are kept alive and never used there (destroying them could run tensorstore).
+- the DataModules start their own worker processes with :func:`worker_start_method`:
+  ``forkserver`` instead of a default ``fork`` once this process has used tensorstore, so
+  their workers keep tensorstore (and its chunk cache); an explicit setting wins.
 """
 
 from __future__ import annotations
@@ -37,6 +52,11 @@ Backend = Literal["auto", "tensorstore", "zarr"]
 # fork, so a DataLoader forked from such a process must start its workers another way.
 _TS_USED_IN: set[int] = set()
 
+# Array handles and thread pools inherited through fork: kept referenced, never used or freed
+# in the child (freeing a tensorstore handle there could run tensorstore code and abort).
+_INHERITED: list[Any] = []
+_SWITCH_LOGGED: set[int] = set()
+
 # One tensorstore Context per (process, cache size): every array opened by any reader of this
 # process with the same cache size shares one bounded pool of decoded chunks.
 _TS_CONTEXTS: dict[tuple[int, int], Any] = {}
@@ -59,6 +79,39 @@ def _tensorstore_context(cache_bytes: int) -> Any:
 def tensorstore_used_in_this_process() -> bool:
     """Whether this process has opened a tensorstore array (unsafe to fork afterwards)."""
     return os.getpid() in _TS_USED_IN
+
+
+def forked_from_tensorstore() -> bool:
+    """Whether this process was forked from one that had started tensorstore (it must not
+    use tensorstore: it would abort)."""
+    return any(pid != os.getpid() for pid in _TS_USED_IN)
+
+
+def worker_start_method(requested: str | None, num_workers: int) -> str | None:
+    """Start method of a DataLoader's worker processes (None: torch's default).
+
+    ``requested`` wins when given. Otherwise, once this process has used tensorstore and
+    the default start method is ``fork``, ``"forkserver"``: the workers start from a clean
+    server process (which preloads torch and viscy_data once) and keep tensorstore. Before
+    any tensorstore use, forked workers are safe and the default is kept. Datasets must be
+    picklable for ``forkserver`` / ``spawn`` workers (ours are).
+    """
+    import multiprocessing
+
+    if num_workers == 0:
+        return None
+    if requested is not None:
+        return requested
+    default = multiprocessing.get_start_method(allow_none=True)
+    if default is None:
+        default = multiprocessing.get_context().get_start_method()
+    if default == "fork" and tensorstore_used_in_this_process():
+        if "forkserver" not in multiprocessing.get_all_start_methods():
+            return "spawn"
+        multiprocessing.set_forkserver_preload(["torch", "viscy_data"])
+        _logger.info("tensorstore was used in this process: DataLoader workers use forkserver")
+        return "forkserver"
+    return None
 
 
 def tensorstore_available() -> bool:
@@ -307,6 +360,7 @@ class PatchReader:
     def _array(self, position: str) -> Any:
         if self._pid != os.getpid():
             # forked child: handles (and their I/O threads) belong to the parent process
+            _INHERITED.append((self._arrays, self._executor))
             self._arrays = {}
             self._executor = None
             self._lock = threading.Lock()
@@ -323,18 +377,17 @@ class PatchReader:
         return array
 
     def _open_array(self, info: _ArrayInfo) -> Any:
-        if self.backend == "tensorstore" and any(pid != os.getpid() for pid in _TS_USED_IN):
-            # forked from a process that ran tensorstore: its thread pools did not survive the
-            # fork and using it here would abort the process (a worker dying with no message)
-            import warnings
-
-            warnings.warn(
-                f"process forked after tensorstore was used: reading {self.store_path} with "
-                "zarr-python in this process. Use the 'spawn' start method, or read no data "
-                "before the workers start, to keep tensorstore.",
-                RuntimeWarning,
-                stacklevel=4,
-            )
+        if self.backend == "tensorstore" and forked_from_tensorstore():
+            # forked from a process that ran tensorstore: using it here would abort the
+            # process, so this process reads with zarr-python (see the module docstring)
+            if os.getpid() not in _SWITCH_LOGGED:
+                _SWITCH_LOGGED.add(os.getpid())
+                _logger.info(
+                    "process %d was forked after tensorstore was used: it reads %s with "
+                    "zarr-python",
+                    os.getpid(),
+                    self.store_path,
+                )
             self.backend = "zarr"
         if self.backend == "tensorstore":
             import tensorstore as ts

@@ -58,6 +58,7 @@ class TripletDataModuleBase(HCSDataModule):
             sampler=sampler,
             generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
             collate_fn=type(self).collate_fn,
+            drop_last=shuffle,  # training drops the last partial batch, as in 0.1.0
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,

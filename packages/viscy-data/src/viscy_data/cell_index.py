@@ -1,11 +1,10 @@
-"""Cell index tables: one row per cell observation, pooled across experiments.
+"""Cell index tables: one row per cell observation (and channel), pooled across experiments.
 
-A cell index is a flat table with the columns of :data:`CELL_INDEX_CORE_COLUMNS` (which
-store, FOV and position a cell is at), optionally the grouping columns
-(:data:`CELL_INDEX_GROUPING_COLUMNS`), the time-lapse columns
-(:data:`CELL_INDEX_TIMELAPSE_COLUMNS`) and the optical-pooled-screen columns
-(:data:`CELL_INDEX_OPS_COLUMNS`). It is stored as Parquet (needs ``pyarrow``) or CSV,
-chosen by the file suffix.
+A cell index is a flat Parquet table with the columns of :data:`CELL_INDEX_SCHEMA` (the
+0.1.0 contract): where a cell is (``experiment, store_path, tracks_path, fov, well, y, x,
+z``), how it is grouped (``perturbation, channel_name, microscope``) and, where known, its
+time-lapse, optical-pooled-screen, imaging and normalization columns. Parquet needs
+``pyarrow`` (``pip install 'viscy-data[cellindex]'``); it is imported on first use.
 """
 
 from __future__ import annotations
@@ -13,141 +12,211 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from viscy_data._imports import optional_import
-from viscy_data._typing import (
-    CELL_INDEX_CORE_COLUMNS,
-    CELL_INDEX_GROUPING_COLUMNS,
-    CELL_INDEX_TIMELAPSE_COLUMNS,
-)
+from viscy_data._typing import CELL_INDEX_CORE_COLUMNS, CELL_INDEX_GROUPING_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["read_cell_index", "validate_cell_index", "write_cell_index"]
+__all__ = [
+    "CELL_INDEX_SCHEMA",  # noqa: F822 (built on first access, see __getattr__)
+    "read_cell_index",
+    "validate_cell_index",
+    "write_cell_index",
+]
 
-_NUMERIC = ("y", "x", "z")
-_INTEGER_TIMELAPSE = ("t", "track_id", "parent_track_id")
+#: Column name -> Arrow type name of the schema (every column nullable), in file order.
+CELL_INDEX_COLUMN_TYPES: dict[str, str] = {
+    "cell_id": "string",
+    "experiment": "string",
+    "store_path": "string",
+    "tracks_path": "string",
+    "fov": "string",
+    "well": "string",
+    "y": "float32",
+    "x": "float32",
+    "z": "int16",
+    "perturbation": "string",
+    "channel_name": "string",
+    "t": "int32",
+    "track_id": "int32",
+    "global_track_id": "string",
+    "lineage_id": "string",
+    "parent_track_id": "int32",
+    "hours_post_perturbation": "float32",
+    "interval_minutes": "float32",
+    "gene_name": "string",
+    "reporter": "string",
+    "sgRNA": "string",
+    "microscope": "string",
+    "marker": "string",
+    "organelle": "string",
+    "pixel_size_xy_um": "float32",
+    "pixel_size_z_um": "float32",
+    "T_shape": "int32",
+    "C_shape": "int32",
+    "Z_shape": "int32",
+    "Y_shape": "int32",
+    "X_shape": "int32",
+    "z_focus_mean": "float32",
+    "norm_mean": "float32",
+    "norm_std": "float32",
+    "norm_median": "float32",
+    "norm_iqr": "float32",
+    "norm_max": "float32",
+    "norm_min": "float32",
+}
+
+#: Columns a cell index must have (the rest may be absent; they are written as nulls).
+CELL_INDEX_REQUIRED_COLUMNS: list[str] = [*CELL_INDEX_CORE_COLUMNS, *CELL_INDEX_GROUPING_COLUMNS]
+
+#: Low-cardinality string columns that :func:`read_cell_index` returns as categoricals.
+_CATEGORICAL = (
+    "experiment",
+    "store_path",
+    "channel_name",
+    "reporter",
+    "microscope",
+    "marker",
+    "organelle",
+)
 
 
-def _format(path: Path) -> str:
-    name = path.name.lower()
-    if name.endswith((".parquet", ".pq")):
-        return "parquet"
-    if name.endswith((".csv", ".csv.gz")):
-        return "csv"
-    raise ValueError(f"cell index {path}: unknown format (use .parquet or .csv)")
+def _schema():
+    pa = optional_import("pyarrow", "cellindex")
+    return pa.schema(
+        [(name, getattr(pa, kind)()) for name, kind in CELL_INDEX_COLUMN_TYPES.items()]
+    )
+
+
+def __getattr__(name: str) -> Any:
+    # CELL_INDEX_SCHEMA is a pyarrow.Schema: built on first access so that importing this
+    # module does not need pyarrow
+    if name == "CELL_INDEX_SCHEMA":
+        schema = _schema()
+        globals()[name] = schema
+        return schema
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def validate_cell_index(df: pd.DataFrame, *, strict: bool = False) -> list[str]:
-    """List the problems of a cell index table (empty when it is valid).
+    """Check a cell index against the schema: raise on errors, return warnings.
 
     Parameters
     ----------
     df : pd.DataFrame
         The table.
     strict : bool
-        Also require the grouping columns, and every time-lapse column once any is present.
+        Require every schema column, not only :data:`CELL_INDEX_REQUIRED_COLUMNS`.
 
     Returns
     -------
     list[str]
-        One message per problem, naming the column.
-    """
-    import numpy as np
-    import pandas as pd
+        Warnings, in schema order: schema columns whose values are all null.
 
-    problems = []
-    missing = [c for c in CELL_INDEX_CORE_COLUMNS if c not in df.columns]
+    Raises
+    ------
+    ValueError
+        If required columns are missing (all of them named, sorted), or the pair
+        ``(cell_id, channel_name)`` repeats.
+    """
+    required = list(CELL_INDEX_COLUMN_TYPES) if strict else CELL_INDEX_REQUIRED_COLUMNS
+    missing = sorted(set(required) - set(df.columns))
     if missing:
-        problems.append(f"missing core column(s) {missing}")
-    if "cell_id" in df.columns and df["cell_id"].duplicated().any():
-        dupes = df.loc[df["cell_id"].duplicated(), "cell_id"].unique()[:5].tolist()
-        problems.append(f"column 'cell_id' has duplicate values, e.g. {dupes}")
-    for col in CELL_INDEX_CORE_COLUMNS:
-        if col in df.columns and df[col].isna().any():
-            problems.append(f"column {col!r} has {int(df[col].isna().sum())} missing value(s)")
-    for col in _NUMERIC:
-        if col in df.columns:
-            if not pd.api.types.is_numeric_dtype(df[col]):
-                problems.append(f"column {col!r} must be numeric, got {df[col].dtype}")
-            elif (df[col].to_numpy() < 0).any() or not np.isfinite(df[col].to_numpy()).all():
-                problems.append(f"column {col!r} has negative or non-finite values")
-    for col in _INTEGER_TIMELAPSE:
-        if col in df.columns and not pd.api.types.is_integer_dtype(df[col]):
-            problems.append(f"column {col!r} must be integer, got {df[col].dtype}")
-    if strict:
-        missing = [c for c in CELL_INDEX_GROUPING_COLUMNS if c not in df.columns]
-        if missing:
-            problems.append(f"missing grouping column(s) {missing}")
-        present = [c for c in CELL_INDEX_TIMELAPSE_COLUMNS if c in df.columns]
-        absent = [c for c in CELL_INDEX_TIMELAPSE_COLUMNS if c not in df.columns]
-        if present and absent:
-            problems.append(f"time-lapse columns {present} present but {absent} missing")
-    return problems
+        raise ValueError(f"Missing required columns: {missing}")
+    n_dup = int(df.duplicated(subset=["cell_id", "channel_name"]).sum())
+    if n_dup:
+        raise ValueError(f"(cell_id, channel_name) must be unique, found {n_dup} duplicates")
+    if len(df) == 0:
+        return []
+    return [
+        f"column {name!r} is all null"
+        for name in CELL_INDEX_COLUMN_TYPES
+        if name in df.columns and df[name].isna().all()
+    ]
+
+
+def _conform(table):
+    """``table`` with exactly the schema's columns, in order and of its types (nulls added)."""
+    pa = optional_import("pyarrow", "cellindex")
+    schema = _schema()
+    columns = []
+    for field in schema:
+        if field.name in table.column_names:
+            columns.append(table.column(field.name).cast(field.type))
+        else:
+            columns.append(pa.nulls(len(table), field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def read_cell_index(path: str | Path) -> pd.DataFrame:
-    """Read a cell index from Parquet or CSV.
+    """Read a cell index Parquet file with the schema's columns and dtypes.
+
+    Every schema column is returned (absent ones as nulls) and other columns are dropped.
+    Floats are float32; integer columns keep their width, or become float64 where they hold
+    nulls; ``experiment, store_path, channel_name, reporter, microscope, marker,
+    organelle`` are categoricals.
 
     Parameters
     ----------
     path : str or Path
-        A ``.parquet`` file (needs pyarrow) or a CSV file; the core columns are checked.
+        A Parquet file.
+
+    Returns
+    -------
+    pd.DataFrame
 
     Raises
     ------
     FileNotFoundError
         If the file does not exist.
-    ValueError
-        If the table lacks core columns (the message names the file and columns).
     """
-    import pandas as pd
-
+    pq = optional_import("pyarrow.parquet", "cellindex")
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"cell index {path} does not exist")
-    if _format(path) == "parquet":
-        optional_import("pyarrow")
-        df = pd.read_parquet(path)
-    else:
-        df = pd.read_csv(path)
-    missing = [c for c in CELL_INDEX_CORE_COLUMNS if c not in df.columns]
-    if missing:
-        raise ValueError(f"cell index {path}: missing core column(s) {missing}")
+    if not path.exists():
+        raise FileNotFoundError(str(path))
+    df = _conform(pq.read_table(path)).to_pandas()
+    for name in _CATEGORICAL:
+        df[name] = df[name].astype("category")
     return df
 
 
 def write_cell_index(df: pd.DataFrame, path: str | Path, *, validate: bool = True) -> None:
-    """Write a cell index to Parquet or CSV, atomically (temporary file, then rename).
+    """Write a cell index as Parquet with the schema, atomically (temporary file, rename).
+
+    Schema columns the table lacks are written as nulls, other columns are dropped, and
+    values are cast to the schema's types (a value that does not fit raises
+    ``pyarrow.ArrowInvalid``). ``df`` itself is not changed.
 
     Parameters
     ----------
     df : pd.DataFrame
         The table.
     path : str | Path
-        Destination; ``.parquet`` (needs ``pyarrow``) or ``.csv`` / ``.csv.gz``.
+        Destination Parquet file (parent folders are created).
     validate : bool
-        Refuse to write a table with problems (see :func:`validate_cell_index`).
+        Run :func:`validate_cell_index` (after adding the absent columns) and refuse to
+        write a table it rejects.
     """
+    pa = optional_import("pyarrow", "cellindex")
+    pq = optional_import("pyarrow.parquet", "cellindex")
     path = Path(path)
-    fmt = _format(path)
+    full = df.reset_index(drop=True)
+    absent = [name for name in CELL_INDEX_COLUMN_TYPES if name not in full.columns]
+    if absent:
+        full = full.assign(**dict.fromkeys(absent))
     if validate:
-        problems = validate_cell_index(df)
-        if problems:
-            raise ValueError(f"not writing invalid cell index {path}: " + "; ".join(problems))
-    if fmt == "parquet":
-        optional_import("pyarrow")
+        validate_cell_index(full)
+    table = pa.Table.from_pandas(
+        full[list(CELL_INDEX_COLUMN_TYPES)], schema=_schema(), preserve_index=False
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        if fmt == "parquet":
-            df.to_parquet(tmp, index=False)
-        else:
-            compression = "gzip" if path.name.lower().endswith(".gz") else None
-            df.to_csv(tmp, index=False, compression=compression)
+        pq.write_table(table, tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from viscy_data._reader import worker_start_method
 from viscy_data._utils import collate_samples
 from viscy_data.gpu_aug import distributed_sampler
 
@@ -188,7 +189,7 @@ class _ConcatLoaders(LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=workers > 0,
             prefetch_factor=self.prefetch_factor if workers > 0 else None,
-            multiprocessing_context=self.multiprocessing_context if workers > 0 else None,
+            multiprocessing_context=worker_start_method(self.multiprocessing_context, workers),
             collate_fn=self.collate_fn,
             drop_last=drop_last,
         )

@@ -19,6 +19,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from viscy_data._cache import CachedOmeZarrDataset, VolumeCache, make_caches
+from viscy_data._reader import worker_start_method
 from viscy_data._utils import collate_samples, ensure_channel_list
 from viscy_data.distributed import ShardedDistributedSampler
 from viscy_data.select import SelectWell
@@ -101,13 +102,14 @@ class GPUTransformDataModule(DeviceTransformMixin, ABC, LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=workers > 0,
             prefetch_factor=self.prefetch_factor if workers > 0 else None,
-            multiprocessing_context=self.multiprocessing_context if workers > 0 else None,
+            multiprocessing_context=worker_start_method(self.multiprocessing_context, workers),
             collate_fn=collate_samples,
             drop_last=drop_last,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._dataloader(self.train_dataset, shuffle=True, drop_last=True)
+        # 0.1.0 keeps the last partial training batch of these DataModules
+        return self._dataloader(self.train_dataset, shuffle=True, drop_last=False)
 
     def release_caches(self) -> None:
         """Close and delete the cache files of the subclass's ``caches`` (if any)."""

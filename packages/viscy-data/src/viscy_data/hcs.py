@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
@@ -22,11 +21,12 @@ from tqdm.auto import tqdm
 
 from viscy_data._imports import optional_import
 from viscy_data._patch_ops import apply_channel_wise, center_crop_yx
-from viscy_data._reader import PatchBox, PatchReader, tensorstore_used_in_this_process
+from viscy_data._reader import PatchBox, PatchReader, worker_start_method
 from viscy_data._typing import ChannelMap, NormMeta
 from viscy_data._utils import (
     ComposeDict,
     channel_indices,
+    check_stage,
     collate_samples,
     ensure_channel_list,
     find_normalize_transforms,
@@ -85,9 +85,18 @@ def _flatten(transforms: Iterable[Callable] | None) -> list[Callable]:
     return flat
 
 
+def _croppers(transform: Callable) -> list[Any]:
+    """The transform and the croppers it wraps (``RandSpatialCropSamplesd`` holds a
+    ``RandSpatialCropSamples`` that holds a ``RandSpatialCrop``)."""
+    objs = [transform]
+    while len(objs) < 4 and getattr(objs[-1], "cropper", None) is not None:
+        objs.append(objs[-1].cropper)
+    return objs
+
+
 def _crop_yx(transform: Callable) -> tuple[int, int] | None:
     """The Y/X size a cropping transform outputs (``roi_size`` / ``spatial_size``), if any."""
-    for obj in (transform, getattr(transform, "cropper", None)):
+    for obj in _croppers(transform):
         if obj is None:
             continue
         for attr in ("roi_size", "spatial_size"):
@@ -99,12 +108,45 @@ def _crop_yx(transform: Callable) -> tuple[int, int] | None:
     return None
 
 
+def _uniform_samples_crop(transforms: Iterable[Callable] | None) -> tuple[int, int] | None:
+    """Y/X size of a ``num_samples`` crop that draws fixed-size crops at uniformly random
+    places (MONAI's ``RandSpatialCropSamplesd`` with ``random_size=False``,
+    ``random_center=True``), if the transforms hold one."""
+    for transform in _flatten(transforms):
+        objs = _croppers(transform)
+        if not any(isinstance(getattr(o, "num_samples", None), int) for o in objs):
+            continue
+        inner = objs[-1]
+        if getattr(inner, "random_size", True) or not getattr(inner, "random_center", False):
+            return None
+        return _crop_yx(transform)
+    return None
+
+
+def _is_identity_crop(transform: Callable, window_zyx: Sequence[int]) -> bool:
+    """Whether ``transform`` is a MONAI crop (``RandSpatialCropd``, ``RandSpatialCropSamplesd``,
+    ``CenterSpatialCropd``, fixed size) whose ROI covers a whole ``window_zyx`` box, so that it
+    returns each box it gets as it is."""
+    import monai.transforms as mt
+
+    names = ("RandSpatialCropd", "RandSpatialCropSamplesd", "CenterSpatialCropd")
+    if not isinstance(transform, tuple(getattr(mt, n) for n in names if hasattr(mt, n))):
+        return False
+    objs = _croppers(transform)
+    if any(getattr(o, "random_size", False) for o in objs):
+        return False
+    roi = next((o.roi_size for o in objs if getattr(o, "roi_size", None) is not None), None)
+    if not isinstance(roi, (list, tuple)) or len(roi) != len(window_zyx):
+        return False
+    return all(int(r) <= 0 or int(r) >= int(w) for r, w in zip(roi, window_zyx, strict=True))
+
+
 def samples_per_stack(transforms: Iterable[Callable] | None) -> int:
     """Patches one stack yields through ``transforms`` (the product of their ``num_samples``,
     e.g. MONAI's ``RandSpatialCropSamplesd``; 1 without such a transform)."""
     count = 1
     for transform in _flatten(transforms):
-        for obj in (transform, getattr(transform, "cropper", None)):
+        for obj in _croppers(transform):
             n = getattr(obj, "num_samples", None)
             if isinstance(n, int) and n > 1:
                 count *= n
@@ -190,6 +232,19 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
         Decoded-chunk cache per process (bytes; ``None`` -> reader default, 0 disables).
     multiprocessing_context : str, optional
         DataLoader start method for workers (e.g. ``"spawn"``).
+    patches_per_stack : int
+        Training patches drawn from each (FOV, t, z) window read, each at its own random
+        Y/X place (1, the default: one). They are read together, so on a plate with large
+        chunks (one ZYX stack per chunk) a stack is decoded once for all of them; a step
+        still has ``batch_size`` patches, from ``batch_size // (patches_per_stack *
+        num_samples)`` windows. The patches of a window share its timepoint and Z range.
+
+    Notes
+    -----
+    A ``num_samples`` crop in ``augmentations`` (e.g. ``RandSpatialCropSamplesd``) gives, as
+    in 0.1.0, ``num_samples`` different crops of each window: ours reads ``num_samples``
+    crop-sized boxes of the window at random Y/X places (the distribution of the crop's own
+    draws) instead of the whole FOV, and the crop then leaves each box as it is.
     """
 
     def __init__(
@@ -225,8 +280,12 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
         seed: int = 42,
         cache_bytes: int | None = None,
         multiprocessing_context: str | None = None,
+        patches_per_stack: int = 1,
     ) -> None:
         super().__init__()
+        if int(patches_per_stack) < 1:
+            raise ValueError(f"patches_per_stack must be >= 1, got {patches_per_stack}")
+        self.patches_per_stack = int(patches_per_stack)
         self.data_path = Path(data_path)
         self.source_channel = ensure_channel_list(source_channel)
         self.target_channel = ensure_channel_list(target_channel)
@@ -261,6 +320,13 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
         self._preloaded: dict[str, Tensor] | None = None
 
     # ---------------------------------------------------------------- helpers
+
+    @property
+    def train_patches_per_stack(self) -> int:
+        """Training patches per window read (``patches_per_stack`` x the augmentations'
+        ``num_samples``); :class:`~viscy_data.ConcatDataModule` loads ``batch_size //`` this
+        many windows per step."""
+        return self.patches_per_stack * samples_per_stack(self.normalizations + self.augmentations)
 
     @property
     def channels(self) -> ChannelMap:
@@ -442,8 +508,7 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
             target_2d=target_2d,
             reader=reader,
             cache_bytes=self.cache_bytes,
-            float_output=False,  # integer patches are converted on the device
-            **kwargs,
+            **{"float_output": False, **kwargs},  # integer patches become float on the device
         )
 
     # ---------------------------------------------------------------- hooks
@@ -463,8 +528,7 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
             the FOV and channel), or a split that leaves training or validation empty.
         """
         stage = stage or "fit"
-        if stage not in ("fit", "validate", "test", "predict"):
-            raise ValueError(f"Unknown stage '{stage}'")
+        check_stage(stage, "HCSDataModule", ("fit", "validate", "test", "predict"))
         reader = self._open_reader()
         if reader.position_names == [""] and stage in ("fit", "validate"):
             raise ValueError(
@@ -515,20 +579,42 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
         return train, val
 
     def _setup_fit(self, reader: PatchReader, names: list[str]) -> None:
-        self._stacks_per_batch(self.normalizations + self.augmentations, "augmentations")
+        train_transforms = self.normalizations + self.augmentations
+        self._stacks_per_batch(train_transforms, "augmentations", self.patches_per_stack)
         self._stacks_per_batch(self.normalizations + self.val_augmentations, "val_augmentations")
         self.train_fov_names, self.val_fov_names = self._split(names)
         train_out = required_yx(self.gpu_augmentations, self.yx_patch_size)
         val_out = required_yx(self.val_gpu_augmentations, self.yx_patch_size)
+        train_window = required_yx(self.augmentations, train_out)
+        # a num_samples crop as large as the window read would repeat it num_samples times:
+        # read that many boxes of the window instead (0.1.0 cropped them from the whole FOV)
+        n_samples = samples_per_stack(train_transforms)
+        lifted = n_samples > 1 and _uniform_samples_crop(train_transforms) == train_window
+        # crops that return the box read as it is (the usual 0.1.0 way of asking for the patch
+        # size) are skipped: same values, without MONAI's per-sample copies
+        window_zyx = (self.z_window_size, *train_window)
+        flat = _flatten(train_transforms)
+        kept = [
+            t
+            for t in flat
+            if not (_is_identity_crop(t, window_zyx) and (lifted or samples_per_stack([t]) == 1))
+        ]
+        extra: dict[str, Any] = {}
+        if len(kept) < len(flat):
+            train_transforms = kept
+            extra["float_output"] = True  # the batches' dtype stays what the crop gave
         self.train_dataset = self._dataset(
             reader,
             self.train_fov_names,
-            self.normalizations + self.augmentations,
-            yx_window=required_yx(self.augmentations, train_out),
+            train_transforms,
+            yx_window=train_window,
             placement="random",
             output_yx=train_out,
             nonzero=True,
             target_2d=self.target_2d and not self._target_2d_on_device("train"),
+            patches_per_stack=self.patches_per_stack * (n_samples if lifted else 1),
+            first_sample_only=lifted,
+            **extra,
         )
         self.val_dataset = self._dataset(
             reader,
@@ -542,36 +628,29 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
         )
 
     def _start_method(self) -> str | None:
-        """Worker start method: the configured one; ``spawn`` instead of a default ``fork``
-        once this process has used tensorstore (its threads do not survive a fork)."""
-        if self.num_workers == 0:
-            return None
-        if self.multiprocessing_context is not None:
-            return self.multiprocessing_context
-        if multiprocessing.get_start_method(allow_none=True) in (None, "fork") and (
-            multiprocessing.get_context().get_start_method() == "fork"
-            and tensorstore_used_in_this_process()
-        ):
-            _logger.info("tensorstore was used in this process: DataLoader workers use spawn")
-            return "spawn"
-        return None
+        """Worker start method: the configured one, else ``forkserver`` instead of a default
+        ``fork`` once this process has used tensorstore (see ``worker_start_method``)."""
+        return worker_start_method(self.multiprocessing_context, self.num_workers)
 
-    def _stacks_per_batch(self, transforms: list[Callable], option: str) -> int:
-        """Stacks to load per batch: ``batch_size // num_samples`` of the CPU transforms, so
-        that a step sees ``batch_size`` patches (as in 0.1.0).
+    def _stacks_per_batch(self, transforms: list[Callable], option: str, patches: int = 1) -> int:
+        """Stacks to load per batch: ``batch_size // (patches * num_samples)`` of the CPU
+        transforms, so that a step sees ``batch_size`` patches (as in 0.1.0).
 
         Raises
         ------
         ValueError
-            If ``batch_size`` is not divisible by the transforms' ``num_samples``.
+            If ``batch_size`` is not divisible by that number of patches per stack.
         """
         n = samples_per_stack(transforms)
-        if self.batch_size % n:
+        if self.batch_size % (n * patches):
+            what = f"num_samples={n} of the {option}"
+            if patches > 1:
+                what = f"patches_per_stack={patches}" + (f" x {what}" if n > 1 else "")
             raise ValueError(
-                f"batch_size={self.batch_size} must be divisible by num_samples={n} of the "
-                f"{option} (each stack gives {n} patches, a step {self.batch_size})"
+                f"batch_size={self.batch_size} must be divisible by {what} (each stack gives "
+                f"{n * patches} patches, a step {self.batch_size})"
             )
-        return self.batch_size // n
+        return self.batch_size // (n * patches)
 
     def _loader(
         self,
@@ -599,7 +678,9 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Training batches of ``batch_size`` patches; the last partial batch is dropped
         (with several worker processes, shards are padded to whole batches instead)."""
-        stacks = self._stacks_per_batch(self.normalizations + self.augmentations, "augmentations")
+        stacks = self._stacks_per_batch(
+            self.normalizations + self.augmentations, "augmentations", self.patches_per_stack
+        )
         if self.num_workers > 1 and not self._distributed():
             # each worker process reads (and caches) one contiguous shard of the windows
             sampler = WorkerShardedSampler(

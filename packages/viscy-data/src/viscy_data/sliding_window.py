@@ -91,6 +91,14 @@ class SlidingWindowDataset(Dataset):
         ``source``/``target`` keep the store's dtype (e.g. uint16: half the bytes to
         collate and transfer) and the consumer converts them (``HCSDataModule`` does so
         on the device in ``on_after_batch_transfer``).
+    patches_per_stack : int
+        Boxes read from each (FOV, t, z) window per item, each at its own Y/X place; with
+        more than one, an item is a list of that many samples. All boxes of a batch are
+        read in one call, so a stack's chunks are decoded once for all its patches.
+    first_sample_only : bool
+        Keep only the first sample when ``transform`` returns several for one patch (a
+        ``num_samples`` crop as large as the patch repeats it; ``HCSDataModule`` reads
+        ``num_samples`` boxes per window instead, see ``patches_per_stack``).
     """
 
     def __init__(
@@ -114,9 +122,15 @@ class SlidingWindowDataset(Dataset):
         reader: PatchReader | None = None,
         cache_bytes: int | None = None,
         float_output: bool = True,
+        patches_per_stack: int = 1,
+        first_sample_only: bool = False,
     ) -> None:
         super().__init__()
         self.float_output = float_output
+        if int(patches_per_stack) < 1:
+            raise ValueError(f"patches_per_stack must be >= 1, got {patches_per_stack}")
+        self.patches_per_stack = int(patches_per_stack)
+        self.first_sample_only = bool(first_sample_only)
         if not positions:
             raise ValueError("SlidingWindowDataset needs at least one position")
         stores = {_position_store_and_name(p)[0] for p in positions}
@@ -244,7 +258,9 @@ class SlidingWindowDataset(Dataset):
         """Boxes of a batch and their patches, read into one (N, C, Z, Y, X) tensor (in
         shared memory inside a worker when the samples are passed on as views of it)."""
         channels = tuple(self.source_idx + self.target_idx)
-        located = [self._box(int(i), channels) for i in indices]
+        located = [
+            self._box(int(i), channels) for i in indices for _ in range(self.patches_per_stack)
+        ]
         positions = [p for p, _ in located]
         boxes = [b for _, b in located]
         if self.float_output or self.transform is not None or self.preloaded_fovs is not None:
@@ -294,6 +310,8 @@ class SlidingWindowDataset(Dataset):
         sample = self.transform(sample)
         if isinstance(sample, Mapping):
             return self._assemble(sample, index)
+        if self.first_sample_only:
+            return self._assemble(sample[0], index)
         return [self._assemble(s, index) for s in sample]
 
     def _stack(self, sample: Mapping[str, Any], names: list[str]) -> Tensor:
@@ -336,10 +354,21 @@ class SlidingWindowDataset(Dataset):
             fg_boxes = [PatchBox(b.position, b.t, fg_channels, b.z, b.y, b.x) for b in boxes]
             fg_data = self.fg_reader.read_patches(fg_boxes).astype(np.float32, copy=False)
             fgs = list(torch.from_numpy(fg_data))
-        return [
+        samples = [
             self._sample(p, box, patch, fg)
             for p, box, patch, fg in zip(positions, boxes, data, fgs, strict=True)
         ]
+        n = self.patches_per_stack
+        if n == 1:
+            return samples
+        # one item per index: the samples of its n patches
+        items = []
+        for k in range(0, len(samples), n):
+            item: list[Any] = []
+            for sample in samples[k : k + n]:
+                item.extend(sample if isinstance(sample, list) else [sample])
+            items.append(item)
+        return items
 
     def __getitem__(self, index: int) -> Any:
         return self.__getitems__([index])[0]

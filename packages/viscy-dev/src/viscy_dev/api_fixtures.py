@@ -25,10 +25,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["SPEC_FILE", "find_spec_file", "main", "parse"]
+__all__ = ["MODULES_SPEC_FILE", "SPEC_FILE", "find_spec_file", "main", "parse", "parse_modules"]
 
 #: Where the spec lies inside the shared design folder.
 SPEC_FILE = "spec/api_0.1.0.md"
+#: The addendum listing every module's ``__all__`` (subpackage surfaces).
+MODULES_SPEC_FILE = "spec/api_0.1.0_modules.md"
 
 _CLASS = re.compile(r"^- class `(?P<path>[\w.]+)`\((?P<bases>.*)\)$")
 _FUNCTION = re.compile(r"^- function `(?P<path>[\w.]+)\((?P<params>.*?)\)(?: -> .*)?`$")
@@ -146,12 +148,57 @@ def parse(markdown: str, sections: list[str]) -> list[dict]:
     return entries
 
 
-def find_spec_file(start: str | os.PathLike) -> Path | None:
-    """The spec, if found: ``$VISCY_SHARED/spec/...``, else ``shared/spec/...`` beside
+# ``- function `name` (defined in `module`): `name(params) -> ret` `` and the like
+_MODULE_ENTRY = re.compile(
+    r"^- (?P<kind>\w+) `(?P<name>\w+)` \(defined in `(?P<module>[\w.]*)`\)(?:: `(?P<sig>.*)`)?$"
+)
+
+
+def _signature_params(name: str, sig: str) -> list[dict]:
+    """Parameters of ``name(params) -> ret`` (the parenthesis matching the first one)."""
+    text = sig[len(name) :]
+    depth = 0
+    for i, char in enumerate(text):
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if depth == 0:
+            return _params(text[1:i])
+    raise ValueError(f"unbalanced signature: {sig}")
+
+
+def parse_modules(markdown: str, sections: list[str]) -> list[dict]:
+    """Entries of the given ``## `module` `` headings of the modules addendum.
+
+    Each entry's ``package`` is the module whose ``__all__`` lists the name and ``module``
+    the module that defines it (None for constants listed without one); classes carry no
+    bases or methods there (the main spec has them).
+    """
+    entries: list[dict] = []
+    for section in sections:
+        body = markdown.split(f"\n## `{section}`\n", 1)[1].split("\n## ", 1)[0]
+        for line in body.splitlines():
+            match = _MODULE_ENTRY.match(line)
+            if not match:
+                continue
+            kind = match["kind"]
+            entry = {"package": section, "name": match["name"], "module": match["module"] or None}
+            if kind in ("class", "function") and match["sig"]:
+                params = _signature_params(match["name"], match["sig"])
+                entry |= {"kind": kind, "params": params}
+                if kind == "class":
+                    entry |= {"bases": [], "methods": []}
+            else:
+                entry |= {"kind": "object"}
+            entries.append(entry)
+    return entries
+
+
+def find_spec_file(start: str | os.PathLike, spec_file: str = SPEC_FILE) -> Path | None:
+    """The spec, if found: ``$VISCY_SHARED/<spec_file>``, else ``shared/<spec_file>`` beside
     ``start`` or any folder above it (a clone with ``shared/`` beside it, or a worktree)."""
     candidates = [Path(os.environ["VISCY_SHARED"])] if os.environ.get("VISCY_SHARED") else []
     candidates += [folder / "shared" for folder in Path(start).resolve().parents]
-    return next((c / SPEC_FILE for c in candidates if (c / SPEC_FILE).is_file()), None)
+    return next((c / spec_file for c in candidates if (c / spec_file).is_file()), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

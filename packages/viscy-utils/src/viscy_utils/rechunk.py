@@ -6,8 +6,8 @@ or one YX plane, per chunk), every box decodes megabytes to use kilobytes, and o
 is larger than the decoded-chunk cache this decoding is what sets the speed of training.
 
 :func:`rechunk_store` writes a copy whose image arrays are zarr v3 *sharded*: small inner
-chunks sized from the patch you train on (default ``(1, 1, 1, 256, 256)``) so a box decodes
-little more than itself, grouped into one shard file per ``(t, c)`` stack so the copy has
+chunks (default ``(1, 1, 1, 128, 128)``, or sized from the patch you train on) so a box
+decodes little more than itself, grouped into one shard file per ``(t, c)`` stack so the copy has
 about as many files as the original. Everything else is kept: the hierarchy, every array
 (labels, masks, pyramid levels), the NGFF metadata and any other attributes (normalization
 statistics included), data type, fill value and compression. A zarr v2 (NGFF 0.4) source
@@ -44,8 +44,13 @@ __all__ = [
     "training_layout",
 ]
 
-DEFAULT_PATCH: tuple[int, int, int, int, int] = (1, 1, 1, 256, 256)
-"""Default inner chunk (T, C, Z, Y, X) of a rechunked image array."""
+DEFAULT_PATCH: tuple[int, int, int, int, int] = (1, 1, 1, 128, 128)
+"""Default inner chunk (T, C, Z, Y, X) of a rechunked image array.
+
+One Z plane of 128 x 128: a 192 x 192 (triplet) or 256 x 256 (HCS) box at a random offset
+decodes about 2.8 and 2.3 times its own size (with 256 x 256 inner chunks: 5.4 and 4 times),
+and the few chunks per box keep the per-chunk overhead small
+(``python -m benchmarks.loaders layout``)."""
 
 DEFAULT_SHARD: tuple[int, int, int, int, int] = (1, 1, -1, -1, -1)
 """Default shard (T, C, Z, Y, X): one shard per (t, c) stack (``-1``: the whole axis)."""
@@ -480,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--patch",
         type=_parse_shape,
         default=DEFAULT_PATCH,
-        help="inner chunk T,C,Z,Y,X, about the box you train on (default: 1,1,1,256,256)",
+        help="inner chunk T,C,Z,Y,X, about the box you train on (default: 1,1,1,128,128)",
     )
     parser.add_argument(
         "--shard",

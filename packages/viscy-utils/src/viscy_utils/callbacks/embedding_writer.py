@@ -58,99 +58,250 @@ def index_to_dataframe(index: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def write_embedding_dataset(
-    output_path: str | Path,
-    features: np.ndarray,
-    obs: pd.DataFrame,
-    projections: np.ndarray | None = None,
-    pca_kwargs: dict | None = None,
-    umap_kwargs: dict | None = None,
-    phate_kwargs: dict | None = None,
-    embedding_key: Literal["features", "projections"] = "features",
-    overwrite: bool = False,
-    zarr_format: Literal[2, 3] = 2,
-    obsm: Mapping[str, np.ndarray] | None = None,
-    uns: dict | None = None,
-) -> Path:
-    """Write embeddings as an AnnData zarr store (via a temporary path, then rename).
+#: Index columns of an embedding dataset, in the order they form its ``sample`` index.
+INDEX_COLUMNS: list[str] = [
+    "fov_name",
+    "track_id",
+    "t",
+    "id",
+    "parent_track_id",
+    "parent_id",
+    "z",
+    "y",
+    "x",
+]
 
-    Layout: ``X`` = features ``(n_cells, D)``; ``obsm["X_projections"]`` =
-    projections; ``obsm["X_pca"]`` / ``["X_umap"]`` / ``["X_phate"]`` when the
-    matching kwargs are given (computed from ``embedding_key``), with the PCA
-    explained variance ratio in ``uns["pca"]``; ``obs`` = the cell index columns.
+# 0.1.0 reports legacy datasets on Lightning's logger
+_lightning_logger = logging.getLogger("lightning.pytorch")
+
+
+def collect_data_provenance(trainer: Trainer) -> dict[str, Any]:
+    """``data_path`` / ``tracks_path`` of the trainer's datamodule, as strings.
 
     Parameters
     ----------
-    output_path : str or Path
+    trainer : Trainer
+        A trainer whose ``datamodule`` may have ``data_path`` and ``tracks_path``.
+
+    Returns
+    -------
+    dict[str, Any]
+        The attributes the datamodule has (``str()`` of their values, ``None`` included);
+        empty without a datamodule.
+    """
+    datamodule = getattr(trainer, "datamodule", None)
+    if datamodule is None:
+        return {}
+    return {
+        key: str(getattr(datamodule, key))
+        for key in ("data_path", "tracks_path")
+        if hasattr(datamodule, key)
+    }
+
+
+def get_available_index_columns(dataset: Any, dataset_path: str | None = None) -> list[str]:
+    """The :data:`INDEX_COLUMNS` that ``dataset`` has, in that order.
+
+    Missing ones are logged as a warning (a legacy dataset) on the ``lightning.pytorch``
+    logger, naming ``dataset_path`` when given.
+
+    Parameters
+    ----------
+    dataset : xarray.Dataset
+    dataset_path : str, optional
+        Named in the warning.
+
+    Returns
+    -------
+    list[str]
+    """
+    available = [c for c in INDEX_COLUMNS if c in dataset]
+    missing = sorted(set(INDEX_COLUMNS) - set(available))
+    if missing:
+        where = f"Dataset at {dataset_path}" if dataset_path is not None else "Dataset"
+        _lightning_logger.warning(
+            f"{where} is missing index columns: {missing}. "
+            "This appears to be a legacy dataset format."
+        )
+    return available
+
+
+def read_embedding_dataset(path: Path) -> Any:
+    """Open an xarray embedding store (``features``/``projections`` over ``sample``).
+
+    The store is opened lazily (``xarray.open_zarr``) and its index columns (those of
+    :data:`INDEX_COLUMNS` it has) become the ``sample`` MultiIndex. For the AnnData stores
+    that :class:`EmbeddingWriter` writes, use ``anndata.read_zarr``.
+
+    Parameters
+    ----------
+    path : Path
+        The zarr store.
+
+    Returns
+    -------
+    xarray.Dataset
+    """
+    xr = optional_import("xarray", "anndata")
+    dataset = xr.open_zarr(path)
+    return dataset.set_index(sample=get_available_index_columns(dataset, str(path)))
+
+
+def _pca(
+    source: np.ndarray, n_components: int | None = None, normalize_features: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """PCA as the writer's ``pca_kwargs`` read it (0.1.0: all components by default)."""
+    from viscy_utils.evaluation import compute_pca
+
+    n = min(source.shape) if n_components is None else n_components
+    coords, ratio = compute_pca(source, n_components=n, scale=normalize_features)
+    return coords.astype(source.dtype, copy=False), ratio
+
+
+def _umap(
+    source: np.ndarray, n_components: int = 2, n_neighbors: int = 15, normalize: bool = True
+) -> np.ndarray:
+    """UMAP as the writer's ``umap_kwargs`` read them (0.1.0 keys)."""
+    from viscy_utils.evaluation import compute_umap
+
+    return compute_umap(
+        source, n_components=n_components, n_neighbors=n_neighbors, scale=normalize, seed=None
+    )
+
+
+def _phate(
+    source: np.ndarray,
+    scale_embeddings: bool = False,
+    n_components: int = 2,
+    knn: int = 5,
+    decay: int = 40,
+    update_dataset: bool = False,
+    **phate_options: Any,
+) -> np.ndarray:
+    """PHATE as the writer's ``phate_kwargs`` read them (0.1.0 keys; the rest go to PHATE)."""
+    phate = optional_import("phate")
+    x = np.asarray(source, dtype=np.float64)
+    if scale_embeddings:
+        std = x.std(axis=0)
+        x = (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    options = {"verbose": 0, **phate_options}
+    reducer = phate.PHATE(n_components=n_components, knn=knn, decay=decay, **options)
+    return np.asarray(reducer.fit_transform(x), dtype=np.float64)
+
+
+def write_embedding_dataset(
+    output_path: Path,
+    features: np.ndarray,
+    index_df: pd.DataFrame,
+    projections: np.ndarray | None = None,
+    embedding_key: Literal["features", "projections"] = "features",
+    umap_kwargs: dict[str, Any] | None = None,
+    phate_kwargs: dict[str, Any] | None = None,
+    pca_kwargs: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    uns_metadata: dict[str, Any] | None = None,
+    *,
+    zarr_format: Literal[2, 3] = 2,
+    obsm: Mapping[str, np.ndarray] | None = None,
+) -> Path:
+    """Write embeddings as an AnnData zarr store (via a temporary path, then rename).
+
+    Layout: ``X`` = the ``embedding_key`` array (dtype kept), the other one in
+    ``obsm["X_projections"]`` (``embedding_key="features"``) or ``obsm["X_backbone"]``
+    (``"projections"``); ``obsm["X_pca"]`` / ``["X_umap"]`` / ``["X_phate"]`` computed
+    from ``X`` when the matching kwargs are non-empty, with the PCA explained variance
+    ratio in ``uns["pca"]``; ``obs`` = the index columns, ``uns`` = ``uns_metadata``.
+
+    Parameters
+    ----------
+    output_path : Path
         The ``.zarr`` store to create.
     features : np.ndarray
-    obs : pd.DataFrame
+        ``(n_cells, D)`` backbone embeddings.
+    index_df : pd.DataFrame
         One row per cell (e.g. ``fov_name, track_id, t, id, ...``).
     projections : np.ndarray, optional
-    pca_kwargs, umap_kwargs, phate_kwargs : dict, optional
-        Arguments of :func:`viscy_utils.evaluation.compute_pca`,
-        :func:`viscy_utils.evaluation.compute_umap` and ``phate.PHATE``.
+        ``(n_cells, P)`` projection-head outputs.
     embedding_key : {"features", "projections"}
-        Which embedding the reductions are computed from.
+        Which array is ``X`` (the reductions are computed from it).
+    umap_kwargs : dict, optional
+        ``n_components`` (2), ``n_neighbors`` (15), ``normalize`` (True: standardize first).
+    phate_kwargs : dict, optional
+        ``scale_embeddings`` (False), ``n_components`` (2), ``knn`` (5), ``decay`` (40),
+        ``update_dataset`` (ignored); other keys go to ``phate.PHATE``.
+    pca_kwargs : dict, optional
+        ``n_components`` (None: all), ``normalize_features`` (True: standardize first).
     overwrite : bool
         Replace an existing store.
+    uns_metadata : dict, optional
+        Entries of ``adata.uns`` (e.g. ``{"data_path": ..., "tracks_path": ...}``).
     zarr_format : {2, 3}
         Zarr format of the store (``anndata.read_zarr`` reads both; 2 is the most widely
         readable by other tools).
     obsm : mapping of str to np.ndarray, optional
         More per-cell arrays (one row per cell) stored under ``obsm`` as given, e.g. a
         second modality's embeddings.
-    uns : dict, optional
-        Extra entries of ``adata.uns`` (e.g. ``{"provenance": {...}}``).
 
     Returns
     -------
     Path
         ``output_path``.
+
+    Raises
+    ------
+    FileExistsError
+        If the store exists and ``overwrite`` is False.
+    ValueError
+        If ``embedding_key="projections"`` without projections, or row counts differ.
+    TypeError
+        For a reduction keyword that is not listed above (0.1.0 skipped a PCA with
+        unknown keywords, logging the error).
     """
     ad = optional_import("anndata", "anndata")
     output_path = Path(output_path)
     if output_path.exists() and not overwrite:
         raise FileExistsError(f"{output_path} exists; pass overwrite=True to replace it")
-    features = np.asarray(features, dtype=np.float32)
+    features = np.asarray(features)
     if features.ndim != 2:
         raise ValueError(f"features must be (n_cells, D), got {features.shape}")
-    if len(obs) != len(features):
-        raise ValueError(f"{len(obs)} index rows for {len(features)} embeddings")
-    obs = obs.reset_index(drop=True).copy()
+    if len(index_df) != len(features):
+        raise ValueError(f"{len(index_df)} index rows for {len(features)} embeddings")
+    if projections is not None:
+        projections = np.asarray(projections)
+        if len(projections) != len(features):
+            raise ValueError(f"{len(projections)} projections for {len(features)} features")
+    if embedding_key == "projections":
+        if projections is None:
+            raise ValueError("embedding_key='projections' needs projections")
+        x, other = projections, {"X_backbone": features}
+    elif embedding_key == "features":
+        x, other = features, {} if projections is None else {"X_projections": projections}
+    else:
+        raise ValueError(
+            f"embedding_key must be 'features' or 'projections', got {embedding_key!r}"
+        )
+    obs = index_df.reset_index(drop=True).copy()
     for column in obs.columns:
         if obs[column].dtype == object:
             obs[column] = obs[column].astype(str)
     obs.index = obs.index.astype(str)
-    adata = ad.AnnData(X=features, obs=obs)
-    if uns:
-        adata.uns.update(uns)
-    if projections is not None:
-        projections = np.asarray(projections, dtype=np.float32)
-        if len(projections) != len(features):
-            raise ValueError(f"{len(projections)} projections for {len(features)} features")
-        adata.obsm["X_projections"] = projections
+    adata = ad.AnnData(X=x, obs=obs)
+    if uns_metadata:
+        adata.uns.update(uns_metadata)
+    adata.obsm.update(other)
     for key, values in (obsm or {}).items():
         values = np.asarray(values)
         if len(values) != len(features):
             raise ValueError(f"obsm[{key!r}] has {len(values)} rows for {len(features)} cells")
         adata.obsm[key] = values
-    source = features if embedding_key == "features" or projections is None else projections
-    if pca_kwargs is not None:
-        from viscy_utils.evaluation import compute_pca
-
-        coords, ratio = compute_pca(source, **pca_kwargs)
+    if pca_kwargs:
+        coords, ratio = _pca(x, **pca_kwargs)
         adata.obsm["X_pca"] = coords
         adata.uns["pca"] = {"variance_ratio": ratio}
-    if umap_kwargs is not None:
-        from viscy_utils.evaluation import compute_umap
-
-        adata.obsm["X_umap"] = compute_umap(source, **umap_kwargs)
-    if phate_kwargs is not None:
-        phate = optional_import("phate")
-        adata.obsm["X_phate"] = np.asarray(
-            phate.PHATE(**phate_kwargs).fit_transform(source), dtype=np.float32
-        )
+    if umap_kwargs:
+        adata.obsm["X_umap"] = _umap(x, **umap_kwargs)
+    if phate_kwargs:
+        adata.obsm["X_phate"] = _phate(x, **phate_kwargs)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(output_path)
     try:
@@ -280,8 +431,11 @@ class EmbeddingWriter(BasePredictionWriter):
             phate_kwargs=self.phate_kwargs,
             embedding_key=self.embedding_key,
             overwrite=self.overwrite,
+            uns_metadata={
+                **collect_data_provenance(trainer),
+                "provenance": self.provenance(trainer, pl_module),
+            },
             obsm=obsm,
-            uns={"provenance": self.provenance(trainer, pl_module)},
         )
         _logger.info("Wrote %d embeddings to %s", len(features), self.output_path)
 
