@@ -167,7 +167,9 @@ def test_conv_block_3d_padding_is_x_first_and_int_means_same():
 
     x = torch.randn(1, 2, 3, 8, 8)
     # (px, py, pz) = (0, 1, 2): X unpadded (8 - 2), Y kept, Z grows by 2 * 2 - 0
-    block = ConvBlock3D(2, 4, residual=False, kernel_size=(1, 3, 3), padding=(0, 1, 2))
+    block = ConvBlock3D(
+        2, 4, residual=False, kernel_size=(1, 3, 3), padding=(0, 1, 2), num_repeats=1
+    )
     assert block.eval()(x).shape == (1, 4, 7, 8, 6)
     same = ConvBlock3D(2, 4, residual=False, kernel_size=(3, 3, 3), padding=5, num_repeats=2)
     assert same.eval()(x).shape == (1, 4, 3, 8, 8)
