@@ -160,3 +160,16 @@ def test_unext2_decoder_skips_are_half_the_input_width():
     assert decoder(features).shape == (1, 24, 16, 16)
     with pytest.raises(ValueError, match="needs 4 features"):
         decoder(features[:2])
+
+
+def test_conv_block_3d_padding_is_x_first_and_int_means_same():
+    from viscy_models.components import ConvBlock3D
+
+    x = torch.randn(1, 2, 3, 8, 8)
+    # (px, py, pz) = (0, 1, 2): X unpadded (8 - 2), Y kept, Z grows by 2 * 2 - 0
+    block = ConvBlock3D(
+        2, 4, residual=False, kernel_size=(1, 3, 3), padding=(0, 1, 2), num_repeats=1
+    )
+    assert block.eval()(x).shape == (1, 4, 7, 8, 6)
+    same = ConvBlock3D(2, 4, residual=False, kernel_size=(3, 3, 3), padding=5, num_repeats=2)
+    assert same.eval()(x).shape == (1, 4, 3, 8, 8)

@@ -680,6 +680,14 @@ CASES += [
         {"in_filters": 2, "out_filters": 4, "residual": False, "kernel_size": (1, 3, 3)}
         | {"padding": (0, 1, 1), "num_repeats": 1},
         [(1, 2, 3, 8, 8)],
+        fixed="padding was per (Z, Y, X) in the convolution; 0.1.0 pads X, Y, Z first",
+    ),
+    case(
+        "ConvBlock3D int padding",
+        "components.ConvBlock3D",
+        {"in_filters": 2, "out_filters": 4, "padding": 2, "num_repeats": 2},
+        [(1, 2, 4, 8, 8)],
+        fixed="int padding was used (0.1.0: same)",
     ),
     case(
         "ConvBlock3D kernel_size list",

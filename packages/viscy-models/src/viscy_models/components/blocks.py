@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
@@ -121,7 +122,13 @@ class _ConvBlock(nn.Module):
         else:
             step = (out_filters - in_filters) / num_repeats
             widths = [in_filters + round(step * i) for i in range(num_repeats)] + [out_filters]
-        if padding is None:
+        # 0.1.0: an int padding is not used ("same"); a per-axis sequence is given X first
+        # (``(px, py, pz)``) and applied by zero padding the input before each convolution
+        self._pre_pad: tuple[int, ...] | None = None
+        if isinstance(padding, Sequence) and not isinstance(padding, str):
+            self._pre_pad = tuple(int(p) for p in padding for _ in (0, 1))
+            padding = 0
+        elif padding is None or isinstance(padding, int):
             padding = "same"
         conv = {
             (2, False): nn.Conv2d,
@@ -168,6 +175,8 @@ class _ConvBlock(nn.Module):
         for i in range(self.num_repeats):
             for step in self.layer_order:
                 if step == "c":
+                    if self._pre_pad is not None:
+                        y = F.pad(y, self._pre_pad)
                     y = getattr(self, f"{self._conv_key}_{i}")(y)
                     if self.dropout:
                         y = getattr(self, f"dropout_{i}")(y)
