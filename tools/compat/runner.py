@@ -13,8 +13,12 @@ purpose; documented in COMPATIBILITY.md), ``skip`` or ``DIFF`` (an undocumented 
 plus ``keys_equal``, ``shapes_equal``, ``max_abs_diff`` and ``note`` where they apply.
 To add a section (e.g. data modules), drop a new file in ``sections/``.
 
-Set ``COMPAT_ORACLE_CACHE=DIR`` to keep each section's oracle results there and reuse them
-(delete the file after changing a section's CASES).
+Set ``COMPAT_ORACLE_CACHE=DIR`` to keep each section's oracle results there and reuse them;
+the file name carries a hash of the section file and the ``_*.py`` helpers, so a
+changed section is run again (stale files stay; delete them at will).
+
+The summary line counts the spec classes/functions (``coverage.py``) that some case of any
+section declares (``covers``/``class``), plus the rows, statuses and differences.
 
 Writes ``report.md`` and ``report.json`` (default: beside this file) and prints the summary
 line; exits 1 if any row is ``DIFF``.
@@ -23,6 +27,8 @@ line; exits 1 if any row is ``DIFF``.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -37,6 +43,21 @@ import torch
 HERE = Path(__file__).resolve().parent
 SECTIONS = HERE / "sections"
 WORKER = HERE / "_worker.py"
+
+
+def _load_coverage():
+    spec = importlib.util.spec_from_file_location("compat_coverage", HERE / "coverage.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def section_digest(name: str) -> str:
+    """Short hash of what decides a section's oracle results (its file and the helpers)."""
+    digest = hashlib.sha256()
+    for path in (SECTIONS / f"{name}.py", *sorted(HERE.glob("_*.py"))):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def available_sections() -> list[str]:
@@ -65,7 +86,7 @@ def run_section(
     oracle_out = workdir / f"{name}.oracle.pt"
     ours_out = workdir / f"{name}.ours.pt"
     cache = os.environ.get("COMPAT_ORACLE_CACHE")
-    cached = Path(cache) / f"{name}.oracle.pt" if cache else None
+    cached = Path(cache) / f"{name}.{section_digest(name)}.oracle.pt" if cache else None
     if cached is not None and cached.exists() and not only:
         oracle_out = cached  # oracle results of the same CASES (the oracle does not change)
     else:
@@ -74,7 +95,9 @@ def run_section(
         _run(oracle_python, [section_file, "oracle", str(oracle_out)], oracle_env, timeout)
         if cached is not None and not only:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            cached.write_bytes(oracle_out.read_bytes())
+            tmp = cached.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_bytes(oracle_out.read_bytes())
+            tmp.replace(cached)
     _run(sys.executable, [section_file, "ours", str(ours_out), str(oracle_out)], env, timeout)
     results = torch.load(ours_out, weights_only=False)
     return [{"section": name, "name": key, **row} for key, row in results.items()]
@@ -82,9 +105,8 @@ def run_section(
 
 def summary(rows: list[dict]) -> str:
     counts = Counter(r["status"] for r in rows)
-    classes = {r.get("class") for r in rows if r.get("class")}
     return (
-        f"compat: {len(classes)} classes covered, {len(rows)} configs compared, "
+        f"compat: {_load_coverage().summary_phrase(rows)}, {len(rows)} configs compared, "
         f"{counts['ok']} ok, {counts['fixed']} differences fixed, "
         f"{counts['deviation']} deviations documented, {counts['skip']} skipped, "
         f"{counts['DIFF']} undocumented differences"
@@ -132,10 +154,27 @@ def write_report(rows: list[dict], out: Path) -> str:
             )
             + " |"
         )
+    lines += _uncovered_lines(rows)
     tmp = out / "report.md.tmp"
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(out / "report.md")
     return line
+
+
+def _uncovered_lines(rows: list[dict]) -> list[str]:
+    coverage = _load_coverage()
+    try:
+        hit, spec = coverage.coverage(rows)
+    except FileNotFoundError:
+        return []
+    missing = sorted(spec - hit)
+    if not missing:
+        return ["", "Every spec class/function is covered by a case."]
+    lines = ["", f"## Spec classes/functions no case covers ({len(missing)})", ""]
+    for package in sorted({p for p, _ in missing}):
+        names = ", ".join(n for p, n in missing if p == package)
+        lines.append(f"- {package}: {names}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -114,15 +114,17 @@ def test_labels_and_patches(annotated_plate):
 
     plate, csv, annotation = annotated_plate
     with open_ome_zarr(plate.path, mode="r") as store:
+        cells = annotation.iloc[1:6].copy()
+        # 0.1.0 centers the patch on the truncated centroid: int(40.9) = 40, not 41
+        cells.loc[cells.index[0], ["y", "x"]] = [40.9, 50.7]
         dataset = ClassificationDataset(
-            store, annotation.iloc[1:6], "GFP", (2, 6), None, (32, 32), return_indices=True
+            store, cells, "GFP", (2, 6), None, (32, 32), return_indices=True
         )
         img, label, index = dataset[0]
-        row = annotation.iloc[1]
+        row = cells.iloc[0]
         assert label.shape == (1,) and label.dtype == torch.float32  # as in 0.1.0
         assert float(label) == (1.0 if row["infection_state"] == "infected" else 0.0)
-        y0 = int(np.clip(np.floor(row["y"] + 0.5) - 16, 0, SHAPE[3] - 32))
-        x0 = int(np.clip(np.floor(row["x"] + 0.5) - 16, 0, SHAPE[4] - 32))
+        y0, x0 = 40 - 16, 50 - 16
         raw = np.asarray(
             store[row["fov_name"]]["0"][int(row["t"]), 1:2, 2:6, y0 : y0 + 32, x0 : x0 + 32]
         ).astype(np.float32)
@@ -187,7 +189,7 @@ def test_missing_files(annotated_plate, tmp_path):
 def test_setup_stages_as_in_0_1_0(annotated_plate):
     plate, csv, _ = annotated_plate
     dm = _datamodule(plate, csv)
-    with pytest.raises(ValueError, match="Unknown stage: unknown"):
+    with pytest.raises(ValueError, match="Unknown stage: unknown"):  # 0.1.0: ValueError
         dm.setup("unknown")
     with pytest.raises(NotImplementedError):
         dm.setup("test")

@@ -176,3 +176,15 @@ def test_training_drops_the_last_partial_batch(npy_dir):
     assert [len(b["anchor"]) for b in dm.train_dataloader()] == [3] * (n_train // 3)
     val = [len(b["anchor"]) for b in dm.val_dataloader()]
     assert val == [3] * (n_val // 3) + [n_val % 3]
+
+
+def test_predict_index_names_the_frame_id_and_unknown_stage(npy_dir):
+    # 0.1.0's predict index is {"fov_name", "id"} with id the frame; ours also keeps "t"
+    dm = CellDivisionTripletDataModule(
+        str(npy_dir), ["bf", "h2b"], final_yx_patch_size=(32, 32), batch_size=4, num_workers=0
+    )
+    dm.setup("predict")
+    index = next(iter(dm.predict_dataloader()))["index"]
+    assert index["id"].tolist() == index["t"].tolist() == [0, 1, 2, 3]
+    with pytest.raises(NotImplementedError, match="unknown stage 'bogus'"):  # as 0.1.0
+        dm.setup("bogus")

@@ -107,3 +107,14 @@ def test_training_keeps_the_last_partial_batch(ctmc_root):
         assert [len(b["DIC"]) for b in dm.train_dataloader()] == [5, 5, 5, 1]
     finally:
         dm.teardown("fit")
+
+
+def test_batches_carry_no_normalization_metadata(ctmc_root):
+    # 0.1.0: CTMC-v1 batches hold the channel only (no norm_meta), even if the plate has it
+    dm = make_module(ctmc_root)
+    dm.setup("fit")
+    try:
+        batch = next(iter(dm.train_dataloader()))
+        assert "norm_meta" not in batch and batch["DIC"].shape[1:] == (1, *SHAPE[2:])
+    finally:
+        dm.teardown("fit")

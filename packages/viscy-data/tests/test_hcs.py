@@ -433,6 +433,10 @@ def test_several_distinct_patches_per_window(hcs_plate_v5, mode):
         assert not np.array_equal(both[k], both[k + 1])
         assert _from_store(hcs_plate_v5, index, k, both[k])
         assert _from_store(hcs_plate_v5, index, k + 1, both[k + 1])
+    if mode == "num_samples":
+        # the crop would return each box as it is: skipped, the batch stays float32
+        assert dm.train_dataset.transform is None
+        assert batch["source"].dtype == torch.float32
     if mode == "patches_per_stack":
         assert batch["source"].dtype == torch.uint16  # still no CPU transform
         with pytest.raises(ValueError, match="divisible by patches_per_stack=4 "):
@@ -441,9 +445,31 @@ def test_several_distinct_patches_per_window(hcs_plate_v5, mode):
             _dm(hcs_plate_v5, patches_per_stack=0)
 
 
+def test_crops_that_keep_the_box_are_skipped(hcs_plate_v5):
+    """A crop of the size read (the 0.1.0 way to ask for the patch) is not run: same values
+    and dtype; a smaller crop in Z still runs."""
+    same = _dm(hcs_plate_v5, augmentations=[RandSpatialCropd([SRC, TGT], roi_size=(3, 32, 32))])
+    same.setup("fit")
+    assert same.train_dataset.transform is None
+    assert same.train_dataloader().dataset.float_output
+    z_crop = _dm(hcs_plate_v5, augmentations=[RandSpatialCropd([SRC, TGT], roi_size=(2, 32, 32))])
+    z_crop.setup("fit")
+    assert z_crop.train_dataset.transform is not None
+    batch = next(iter(z_crop.train_dataloader()))
+    assert batch["source"].shape == (4, 1, 2, 32, 32)
+
+
 def test_training_drops_the_last_partial_batch(hcs_plate_v5):
     dm = _dm(hcs_plate_v5, batch_size=5)
     dm.setup("fit")
     train, val = dm.train_dataloader(), dm.val_dataloader()
     assert train.drop_last and not val.drop_last  # as in 0.1.0
     assert len(train) == len(dm.train_dataset) // 5
+
+
+def test_unknown_stage_raises_not_implemented(hcs_plate_v5):
+    # 0.1.0 raises NotImplementedError; ours is also a ValueError
+    with pytest.raises(NotImplementedError, match="unknown stage 'bogus'"):
+        _dm(hcs_plate_v5).setup("bogus")
+    with pytest.raises(ValueError):
+        _dm(hcs_plate_v5).setup("bogus")

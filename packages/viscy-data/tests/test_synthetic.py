@@ -245,3 +245,43 @@ def test_writing_logs_no_iohub_warning(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         write_synthetic_plate(tmp_path / "q.zarr", shape=(1, 1, 1, 32, 32), channel_names=["GFP"])
     assert not [r for r in caplog.records if r.name.startswith("iohub")]
+
+
+def test_translocation_hides_infection_from_fluorescence_statistics(tmp_path):
+    """Infection moves the reporter focus onto the nucleus; GFP alone looks alike.
+
+    Per cell, the share of the reporter in the brightest pixels is alike in both states
+    (within sampling noise), while the label-free pixels under the focus tell them apart:
+    dark (nucleus) once infected, bright (cytoplasm) before.
+    """
+    plate = write_synthetic_plate(
+        tmp_path / "plate.zarr",
+        shape=(6, 2, 1, 128, 128),
+        wells=(("A", "1"), ("B", "1")),
+        fovs_per_well=2,
+        cells_per_fov=8,
+        seed=1,
+        tracks_path=tmp_path / "tracks",
+        infection_onset=1,
+        phenotype="translocation",
+    )
+    rows = {"infected": [], "uninfected": []}
+    with open_ome_zarr(plate.path) as store:
+        for fov, cells in plate.cells.groupby("fov_name"):
+            image = store[fov]["0"].numpy().astype(np.float32)
+            for cell in cells.itertuples():
+                y, x = int(round(cell.y)), int(round(cell.x))
+                if not (8 <= y < 120 and 8 <= x < 120):
+                    continue
+                gfp = image[cell.t, 1, 0, y - 8 : y + 9, x - 8 : x + 9] - 100.0
+                phase = image[cell.t, 0, 0, y - 8 : y + 9, x - 8 : x + 9]
+                peak = np.unravel_index(np.argmax(gfp), gfp.shape)
+                rows[cell.infection_state].append(
+                    (gfp.sum(), np.sort(gfp.ravel())[-20:].mean() / gfp.sum(), phase[peak])
+                )
+    infected, uninfected = (np.array(rows[k]) for k in ("infected", "uninfected"))
+    assert len(infected) > 50 and len(uninfected) > 50
+    share = np.median(infected[:, 1]) / np.median(uninfected[:, 1])
+    assert abs(share - 1) < 0.15, share
+    # under the focus, the label-free image is darker when the focus is on the nucleus
+    assert np.median(infected[:, 2]) < np.median(uninfected[:, 2]) - 200

@@ -546,3 +546,8 @@ def test_training_drops_the_last_partial_batch(plate_v04):
     assert n_train % 5 and n_train > 5
     assert [len(b["anchor"]) for b in dm.train_dataloader()] == [5] * (n_train // 5)
     assert sum(len(b["anchor"]) for b in dm.val_dataloader()) == n_val
+
+
+def test_unknown_stage_raises_not_implemented(plate_v04):
+    with pytest.raises(NotImplementedError, match="unknown stage 'bogus'"):  # as 0.1.0
+        _datamodule(plate_v04).setup("bogus")

@@ -115,3 +115,20 @@ def test_collate_views_of_one_batch_without_copy():
     # views in another order are copied, not misread
     shuffled = collate_samples([samples[1], samples[0]])
     assert torch.equal(shuffled["source"], batch[[1, 0], :1])
+
+
+def test_collated_norm_meta_is_float32():
+    # 0.1.0 (checked against the release): batch statistics are float32 tensors of shape (B,)
+    stats = [{"GFP": {"fov_statistics": {"mean": 1.5 + i, "std": 2.0}}} for i in range(3)]
+    out = collate_samples([{"x": torch.zeros(1), "norm_meta": s} for s in stats])
+    mean = out["norm_meta"]["GFP"]["fov_statistics"]["mean"]
+    assert mean.dtype == torch.float32 and mean.tolist() == [1.5, 2.5, 3.5]
+
+
+def test_unknown_stage_error_is_both_0_1_0_types():
+    from viscy_data._utils import UnknownStageError, check_stage
+
+    check_stage("fit", "DM", ("fit", "predict"))
+    with pytest.raises(NotImplementedError, match="DM: unknown stage 'bogus'"):
+        check_stage("bogus", "DM", ("fit", "predict"))
+    assert issubclass(UnknownStageError, ValueError)

@@ -107,8 +107,9 @@ def test_figures_are_collected_shrunk_and_stale_ones_removed(tmp_path: Path) -> 
     out, assets = tmp_path / "demo", tmp_path / "assets"
     (out / "figures").mkdir(parents=True)
     rng = np.random.default_rng(0)
-    noise = rng.integers(0, 255, (900, 900, 3), dtype="uint8")  # incompressible: > budget
+    noise = rng.integers(0, 255, (420, 420, 3), dtype="uint8")  # incompressible: > budget
     Image.fromarray(noise).save(out / "figures" / "scatter.png")
+    assert (out / "figures" / "scatter.png").stat().st_size > figures.MAX_BYTES
     assets.mkdir()
     (assets / "dynaclr-old.png").write_bytes(b"stale")
     printed = "| x |\n|---|\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nwall time 3 s\n"
@@ -134,3 +135,29 @@ def test_included_files_lose_only_their_title(page: str, source: str, first_line
     skipped, kept = lines[: first_line - 1], lines[first_line - 1 :]
     assert skipped[0].startswith("# ") and all(not line.strip() for line in skipped[1:])
     assert not any(line.startswith("# ") for line in kept), f"a second title in {source}"
+
+
+def test_missing_images_of_a_built_site_are_found(tmp_path: Path) -> None:
+    (tmp_path / "guide").mkdir()
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "a.png").write_bytes(b"png")
+    html = (
+        '<img alt="a" src="../assets/a.png"><img src="../assets/b.png"><img src="https://x/y.png">'
+    )
+    (tmp_path / "guide" / "index.html").write_text(html)
+    assert build.missing_images(tmp_path) == [
+        "guide/index.html: image ../assets/b.png does not exist"
+    ]
+
+
+def test_the_documented_experiments_registry_loads(tmp_path: Path) -> None:
+    from dynaclr import ExperimentRegistry
+
+    page = ROOT / "docs" / "guides" / "multi-experiment.md"
+    registries = [b.code for b in examples.blocks(page) if b.language == "yaml"]
+    assert registries and all("experiments:" in code for code in registries)
+    for i, code in enumerate(registries):
+        path = tmp_path / f"experiments_{i}.yml"
+        path.write_text(code)
+        registry = ExperimentRegistry.from_yaml(path, check_paths=False)
+        assert [e.name for e in registry.experiments] == ["exp_a", "exp_b"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import subprocess
 import sys
 
@@ -58,27 +59,74 @@ def test_stem_folds_depth_into_channels():
         stem(torch.randn(1, 2, 5, 16, 16))
 
 
-def test_mlp_encode_and_classify():
-    mlp = MLP(16, (32, 24), out_dims=8, norm="ln", activation="gelu", num_classes=3)
+def test_mlp_projection_mode_layout():
+    """Projection mode (0.1.0): Linear-norm-act[-dropout] per hidden layer, then
+    Linear(out_dims) and a final norm, all under ``backbone``; encode() is for classifiers."""
+    mlp = MLP(16, [32, 24], out_dims=8, norm="ln", activation="gelu", dropout=0.1)
+    kinds = [type(m).__name__ for m in mlp.backbone]
+    assert kinds == ["Linear", "LayerNorm", "GELU", "Dropout"] * 2 + ["Linear", "LayerNorm"]
+    mlp.eval()
     x = torch.randn(4, 16)
-    assert mlp.encode(x).shape == (4, 8)
-    assert mlp(x).shape == (4, 3)
-    assert isinstance(mlp.classifier, CosineClassifier)
+    out = mlp(x)
+    assert out.shape == (4, 8)
+    # the final LayerNorm (identity affine at init): zero mean, unit variance per row
+    torch.testing.assert_close(out.mean(dim=1), torch.zeros(4), atol=1e-5, rtol=0)
+    relu = MLP(16, 32, out_dims=8)
+    assert isinstance(relu.backbone[2], torch.nn.ReLU) and relu.backbone[2].inplace
+    assert "backbone.4.running_var" in relu.state_dict()  # BatchNorm after the projection
+    with pytest.raises(RuntimeError, match="classification mode"):
+        mlp.encode(x)
+    with pytest.raises(ValueError, match="out_dims is required"):
+        MLP(16, 32)
+    with pytest.raises(ValueError, match="norm must be 'bn' or 'ln'"):
+        MLP(16, 32, out_dims=8, norm="group")
+    with pytest.raises(ValueError, match="activation must be"):
+        MLP(16, 32, out_dims=8, activation="tanh")
+    assert len(MLP(16, [], out_dims=8).backbone) == 2  # no hidden layer: Linear + norm
+
+
+def test_mlp_classification_mode():
+    """Classification mode: hidden layers then ``head``; encode() gives unit-norm features
+    of the last hidden layer and out_dims is not used (warned)."""
+    x = torch.randn(4, 16)
+    with pytest.warns(UserWarning, match="out_dims=8 is not used"):
+        mlp = MLP(16, 32, out_dims=8, num_classes=3)
+    mlp.eval()
+    assert isinstance(mlp.head, CosineClassifier)
+    assert [type(m).__name__ for m in mlp.backbone] == ["Linear", "BatchNorm1d", "ReLU"]
+    features = mlp.encode(x)
+    assert features.shape == (4, 32)
+    torch.testing.assert_close(features.norm(dim=1), torch.ones(4))
+    torch.testing.assert_close(mlp(x), mlp.head(mlp.backbone(x)))
     plain = MLP(16, 32, cosine_classifier=False, num_classes=2)
-    assert isinstance(plain.classifier, torch.nn.Linear)
-    assert plain(x).shape == (4, 2)
-    with pytest.raises(ValueError, match="norm must be one of"):
-        MLP(16, 32, norm="group")
+    assert isinstance(plain.head, torch.nn.Linear)
+    assert sorted(k for k in plain.state_dict() if k.startswith("head")) == [
+        "head.bias",
+        "head.weight",
+    ]
 
 
-def test_cosine_classifier_is_scale_invariant():
+def test_cosine_classifier_scale_is_stored_as_its_log():
     clf = CosineClassifier(8, 3, init_scale=10.0, learn_scale=False)
+    assert "log_scale" in dict(clf.named_buffers())
+    assert "log_scale" not in dict(clf.named_parameters())
+    torch.testing.assert_close(clf.state_dict()["log_scale"], torch.tensor(math.log(10.0)))
     x = torch.randn(5, 8)
     logits = clf(x)
-    torch.testing.assert_close(logits, clf(7.0 * x))
-    assert logits.abs().max() <= 10.0 + 1e-5
-    assert "scale" not in dict(clf.named_parameters())
-    assert "scale" in dict(CosineClassifier(8, 3).named_parameters())
+    cosine = (
+        torch.nn.functional.normalize(x, dim=1) @ torch.nn.functional.normalize(clf.weight, dim=1).T
+    )
+    torch.testing.assert_close(logits, 10.0 * cosine)
+    torch.testing.assert_close(logits, clf(7.0 * x))  # scale invariant in the input
+    learned = CosineClassifier(8, 3)
+    assert set(dict(learned.named_parameters())) == {"weight", "log_scale"}
+    # a learned log-scale cannot turn the scale negative
+    with torch.no_grad():
+        learned.log_scale.fill_(-3.0)
+    assert float(learned.scale) > 0
+    torch.testing.assert_close(learned(torch.zeros(2, 8)), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="init_scale must be positive"):
+        CosineClassifier(8, 3, init_scale=0.0)
 
 
 def _force_offline(monkeypatch):

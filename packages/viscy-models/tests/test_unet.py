@@ -172,13 +172,34 @@ def test_unet3d_shapes_bf16():
         model(torch.randn(1, 1, 6, 16, 16))
 
 
+def test_unext2_deconv_is_the_0_1_0_layout():
+    """deconv stages (0.1.0): bias-free transposed conv to the stage width, one residual
+    unit on upsampled + skip channels and a 1x1 conv; conv_blocks is not used. It fits only
+    where the head width plus the 1/4 skip equals the 1/8 width: convnextv2_atto (40, 80,
+    ...) with out_stack_depth 5 needs 112 + 40 == 80, which raises instead of failing at
+    the first forward pass as in 0.1.0."""
+    with pytest.raises(ValueError, match=r"112 \+ 40 != 80"):
+        UNeXt2(backbone="convnextv2_atto", in_stack_depth=5, decoder_mode="deconv")
+    from viscy_models.components import UNeXt2UpStage
+
+    stage = UNeXt2UpStage(64, 32, 32, 2, "deconv", 3, "batch", None).eval()
+    shapes = {k: tuple(v.shape) for k, v in stage.state_dict().items() if "unit1" not in k}
+    assert shapes["upsample.conv.weight"] == (64, 32, 2, 2)
+    assert "upsample.conv.bias" not in shapes
+    assert shapes["conv.0.conv.unit0.conv.weight"] == (64, 64, 3, 3)
+    assert shapes["conv.1.weight"] == (32, 64, 1, 1)
+    assert stage(torch.randn(1, 64, 4, 4), torch.randn(1, 32, 8, 8)).shape == (1, 32, 8, 8)
+    with pytest.raises(ValueError, match="0.1.0 deconv layout"):
+        UNeXt2UpStage(64, 16, 32, 2, "deconv", 1, "batch", None)
+
+
 @pytest.mark.parametrize(
     "options",
     [
-        {"decoder_mode": "deconv"},
         {"decoder_upsample_pre_conv": True, "head_pool": True, "decoder_conv_blocks": 1},
+        {"decoder_upsample_pre_conv": True, "decoder_norm_layer": "batch"},
     ],
-    ids=["deconv", "preconv-headpool"],
+    ids=["preconv-headpool", "preconv-batch"],
 )
 def test_unext2_decoder_options(options):
     model = UNeXt2(backbone="convnextv2_atto", in_stack_depth=5, **options).eval()

@@ -101,3 +101,12 @@ def test_tiled_crop_samples():
     torch.testing.assert_close(samples[2]["a"], img[:, 0:2, 4:8, 0:4])
     with pytest.raises(ValueError, match="only 8 fit"):
         vt.TiledSpatialCropSamplesd(["a"], roi_size=(2, 4, 4), num_samples=9)({"a": img})
+
+
+def test_tiled_crop_samples_of_a_batch_cut_the_last_three_axes():
+    img = torch.arange(3 * 2 * 4 * 9 * 8, dtype=torch.float32).reshape(3, 2, 4, 9, 8)
+    transform = vt.TiledSpatialCropSamplesd(["a"], roi_size=(2, 4, 4), num_samples=2)
+    samples = transform({"a": img})
+    torch.testing.assert_close(samples[1]["a"], img[..., 0:2, 0:4, 4:8])
+    with pytest.raises(ValueError, match="got shape"):
+        transform({"a": img[0, 0]})

@@ -132,13 +132,38 @@ def test_invert_intensity_negates(batch):
     )
 
 
-def test_sharpen_is_unsharp_mask_in_yx(batch):
-    out = vt.BatchedRandSharpend(["a"], alpha_range=(0.5, 0.5), prob=1.0)({"a": batch})["a"]
-    blurred = _per_sample(GaussianSmooth(sigma=(0.0, 1.0, 1.0)), batch)
-    expected = batch + 0.5 * (batch - blurred)
-    # MONAI pads with zeros, the sharpening replicates edges: compare away from Y/X borders.
-    inner = (..., slice(4, -4), slice(4, -4))
-    torch.testing.assert_close(out[inner], expected[inner], rtol=1e-4, atol=1e-5)
+def test_sharpen_is_a_3d_laplacian_with_zero_padding():
+    # 0.1.0 behaviour: x + alpha * (6 x - face neighbours), zeros outside the volume
+    alpha = 0.5
+    impulse = torch.zeros(1, 1, 3, 5, 5)
+    impulse[0, 0, 1, 2, 2] = 1.0
+    sharpen = vt.BatchedRandSharpend(["a"], alpha_range=(alpha, alpha), prob=1.0)
+    out = sharpen({"a": impulse})["a"][0, 0]
+    expected = torch.zeros(3, 5, 5)
+    expected[1, 2, 2] = 1 + 6 * alpha
+    for z, y, x in ((0, 2, 2), (2, 2, 2), (1, 1, 2), (1, 3, 2), (1, 2, 1), (1, 2, 3)):
+        expected[z, y, x] = -alpha
+    torch.testing.assert_close(out, expected)
+    # a constant image brightens by alpha per missing neighbour at the faces
+    flat = sharpen({"a": torch.full((1, 1, 3, 5, 5), 2.0)})["a"][0, 0]
+    assert flat[1, 2, 2] == pytest.approx(2.0)
+    assert flat[1, 0, 2] == pytest.approx(2.0 * (1 + alpha))
+    assert flat[0, 0, 0] == pytest.approx(2.0 * (1 + 3 * alpha))
+
+
+def test_sharpen_draws_alpha_uniformly_per_sample_and_channels_independently():
+    impulse = torch.zeros(4000, 2, 3, 5, 5)
+    impulse[:, 0, 1, 2, 2] = 1.0
+    sharpen = vt.BatchedRandSharpend(["a"], alpha_range=(0.1, 0.9), prob=0.8)
+    sharpen.set_random_state(0)
+    out = sharpen({"a": impulse})["a"]
+    alphas = (out[:, 0, 1, 2, 2] - 1) / 6
+    applied = alphas.abs() > 1e-6
+    assert 0.77 < applied.float().mean() < 0.83
+    drawn = alphas[applied]
+    assert drawn.min() >= 0.1 and drawn.max() <= 0.9
+    assert drawn.mean() == pytest.approx(0.5, abs=0.02)
+    assert torch.equal(out[:, 1], torch.zeros_like(out[:, 1]))  # channel 1 was all zeros
 
 
 class TestNoise:
@@ -176,3 +201,21 @@ class TestNoise:
         img = torch.zeros(2, 1, 2, 4, 4, dtype=torch.uint16)
         out = vt.BatchedRandGaussianNoise(prob=1.0)(img)
         assert out.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda keys: vt.BatchedRandSharpend(keys, prob=1.0),
+        lambda keys: vt.BatchedRandLocalPixelShufflingd(keys, prob=1.0),
+    ],
+)
+def test_several_keys_warn_that_they_share_one_draw(build):
+    # 0.1.0 drew these per key; a two-key config would silently change meaning
+    with pytest.warns(UserWarning, match="share one random draw"):
+        build(["source", "target"])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build(["source"])

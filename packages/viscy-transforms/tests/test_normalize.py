@@ -106,7 +106,10 @@ def test_min_max(data_range, low, high):
 def test_stack_channels_per_sample_and_batched():
     phase, gfp, rfp = (torch.full((1, 2, 4, 4), v) for v in (1.0, 2.0, 3.0))
     channel_map = {"source": ["Phase3D"], "target": ["GFP", "RFP"]}
-    out = vt.StackChannelsd(channel_map)({"Phase3D": phase, "GFP": gfp, "RFP": rfp})
+    out = vt.StackChannelsd(channel_map)(
+        {"Phase3D": phase, "GFP": gfp, "RFP": rfp, "norm_meta": {"GFP": None}}
+    )
+    assert set(out) == {"source", "target"}  # 0.1.0 keeps only the stacked keys
     assert out["source"].shape == (1, 2, 4, 4)
     assert out["target"].shape == (2, 2, 4, 4)
     assert out["target"][1].unique().item() == 3.0
@@ -116,6 +119,7 @@ def test_stack_channels_per_sample_and_batched():
             for k, v in (("Phase3D", phase), ("GFP", gfp), ("RFP", rfp))
         }
     )
+    assert set(batched) == {"source", "target"}
     assert batched["target"].shape == (3, 2, 2, 4, 4)
     torch.testing.assert_close(batched["target"][:, 0], gfp.expand(3, -1, -1, -1, -1)[:, 0])
     torch.testing.assert_close(batched["target"][:, 1], rfp.expand(3, -1, -1, -1, -1)[:, 0])

@@ -131,6 +131,45 @@ def test_elastic_displacement_grows_with_magnitude(batch):
     assert 0 < change(0.5) < change(4.0)
 
 
+def _coordinates(shape: tuple[int, int, int]) -> torch.Tensor:
+    axes = torch.meshgrid(*(torch.arange(float(s)) for s in shape), indexing="ij")
+    return torch.stack(axes)[None]
+
+
+def _autocorrelation(field: torch.Tensor, lag: int) -> float:
+    shifted = field[..., lag:] * field[..., : field.shape[-1] - lag]
+    return (shifted.mean() / (field * field).mean()).item()
+
+
+def test_elastic_field_is_box_smoothed_normal_noise_in_voxels():
+    # 0.1.0 behaviour: N(0, 1) noise averaged over a (2 int(3 sigma) + 1)**3 cube, times
+    # magnitude voxels; on a coordinate image the output minus the input is the field
+    coords = _coordinates((24, 24, 48))
+    for sigma, width in ((0.5, 3), (1.0, 7)):
+        transform = vt.BatchedRand3DElasticd(
+            ["a"], sigma_range=(sigma, sigma), magnitude_range=(2, 2), prob=1
+        )
+        transform.set_random_state(0)
+        field = transform({"a": coords.expand(6, -1, -1, -1, -1).clone()})["a"] - coords
+        inner = field[..., 8:-8, 8:-8, 8:-8]
+        assert inner.std().item() == pytest.approx(2 / width**1.5, rel=0.08)
+        dx = inner[:, 2]
+        lag = [_autocorrelation(dx, k) for k in (1, width)]
+        assert lag[0] == pytest.approx(1 - 1 / width, abs=0.03)  # box autocorrelation
+        assert abs(lag[1]) < 0.1
+
+
+def test_elastic_reflects_about_the_edge_voxels():
+    # align_corners=True: a sample pulled past x = 0 mirrors to |d|, never clamps to 0
+    coords = _coordinates((6, 12, 12))
+    transform = vt.BatchedRand3DElasticd(
+        ["a"], sigma_range=(0.5, 0.5), magnitude_range=(3, 3), prob=1
+    )
+    transform.set_random_state(0)
+    edge = transform({"a": coords.expand(16, -1, -1, -1, -1).clone()})["a"][:, 2, :, :, 0]
+    assert (edge > 1e-6).float().mean() > 0.95
+
+
 def test_flip_prob_one_matches_monai(batch):
     out = vt.BatchedRandFlip(spatial_axes=[0, 1, 2], prob=1.0)(batch)
     expected = torch.stack([torch.as_tensor(Flip(spatial_axis=[0, 1, 2])(img)) for img in batch])
@@ -195,19 +234,42 @@ def test_zstack_shift_moves_whole_slices(batch, mode):
     assert len(seen) > 1
 
 
-def test_pixel_shuffle_permutes_within_patches():
-    img = torch.arange(2 * 1 * 2 * 7 * 7, dtype=torch.float32).reshape(2, 1, 2, 7, 7)
-    transform = vt.BatchedRandLocalPixelShufflingd(["a"], patch_size=3, shuffle_prob=1.0, prob=1)
+def _changed(transform, img: torch.Tensor) -> torch.Tensor:
+    return (transform({"a": img})["a"] != img)[:, 0]
+
+
+def test_pixel_shuffle_permutes_voxels_of_cubes():
+    # 0.1.0 behaviour: int(shuffle_prob * volume / patch**3) cubes (at most 100) at random
+    # places; every value stays in the sample and channel it came from
+    img = torch.randperm(2 * 3 * 9 * 12 * 12).float().reshape(2, 3, 9, 12, 12)
+    transform = vt.BatchedRandLocalPixelShufflingd(["a"], patch_size=3, shuffle_prob=0.3, prob=1)
+    transform.set_random_state(0)
     out = transform({"a": img})["a"]
     assert not torch.equal(out, img)
-    for y in (0, 3):
-        for x in (0, 3):
-            patch_in = img[..., y : y + 3, x : x + 3].flatten(-2).sort(-1).values
-            patch_out = out[..., y : y + 3, x : x + 3].flatten(-2).sort(-1).values
-            assert torch.equal(patch_in, patch_out)
-    # the remainder row and column are not shuffled
-    assert torch.equal(out[..., 6, :], img[..., 6, :])
-    assert torch.equal(out[..., :, 6], img[..., :, 6])
+    assert torch.equal(out.flatten(2).sort(-1).values, img.flatten(2).sort(-1).values)
+    moved = out != img
+    assert torch.equal(moved[:, 0], moved[:, 1])  # one permutation for all channels
+
+
+def test_pixel_shuffle_cube_count_and_placement():
+    def mean_changed(shape, patch, shuffle_prob, batch=64):
+        img = torch.randperm(int(torch.tensor(shape).prod())).float().reshape(1, 1, *shape)
+        transform = vt.BatchedRandLocalPixelShufflingd(
+            ["a"], patch_size=patch, shuffle_prob=shuffle_prob, prob=1
+        )
+        transform.set_random_state(1)
+        changed = _changed(transform, img.expand(batch, *img.shape[1:]).clone())
+        return changed, changed.flatten(1).sum(1).float().mean().item()
+
+    # a cube of 27 voxels leaves 1 in 27 in place: 26 changed per cube in a large volume
+    assert mean_changed((9, 150, 150), 3, 0.0011)[1] / 26 == pytest.approx(8, abs=0.3)
+    assert mean_changed((9, 150, 150), 3, 0.05)[1] / 26 == pytest.approx(100, abs=3)  # cap
+    assert mean_changed((3, 6, 6), 3, 0.1)[1] == 0  # int(0.4) cubes
+    # one 1 x 3 x 3 cube in a single slice, anywhere its 3 x 3 fits
+    changed, mean = mean_changed((1, 6, 6), 3, 1.0, batch=2000)
+    assert mean == pytest.approx(8, abs=0.2)
+    column_hit = changed.any(1).any(1).float().mean(0)
+    torch.testing.assert_close(column_hit, torch.tensor([1, 2, 3, 3, 2, 1]) / 4, atol=0.05, rtol=0)
 
 
 def test_z_reduction_per_key(batch):

@@ -60,6 +60,10 @@ class DemoConfig:
     beta: float = 0.5
     num_workers: int = 1
     seed: int = 0
+    #: augmentation strengths, +- the zoom factor and +- the intensity factor: they match
+    #: the frame-to-frame nuisances of the synthetic phenotype (cell size, brightness)
+    augment_scale: float = 0.1
+    augment_intensity: float = 0.3
 
     @classmethod
     def quick(cls) -> DemoConfig:
@@ -129,7 +133,7 @@ def _split_fovs(fov_names: list[str], held_out_per_well: int) -> tuple[list[str]
     return train, held_out
 
 
-def _transforms(keys: list[str], augment: bool) -> dict:
+def _transforms(keys: list[str], augment: bool, config: DemoConfig | None = None) -> dict:
     """The ``normalizations`` / ``augmentations`` sections of the configs."""
     sections = {
         "normalizations": [
@@ -145,6 +149,8 @@ def _transforms(keys: list[str], augment: bool) -> dict:
         ]
     }
     if augment:
+        config = config or DemoConfig()
+        zoom = [1.0 - config.augment_scale, 1.0 + config.augment_scale]
         sections["augmentations"] = [
             {
                 "class_path": "viscy_transforms.BatchedRandAffined",
@@ -152,7 +158,7 @@ def _transforms(keys: list[str], augment: bool) -> dict:
                     "keys": keys,
                     "prob": 0.8,
                     "rotate_range": [3.14, 0.0, 0.0],
-                    "scale_range": [[0.9, 1.1], [0.9, 1.1], [0.9, 1.1]],
+                    "scale_range": [zoom, zoom, zoom],
                 },
             },
             {
@@ -161,7 +167,7 @@ def _transforms(keys: list[str], augment: bool) -> dict:
             },
             {
                 "class_path": "viscy_transforms.BatchedRandScaleIntensityd",
-                "init_args": {"keys": keys, "factors": 0.3, "prob": 0.8},
+                "init_args": {"keys": keys, "factors": config.augment_intensity, "prob": 0.8},
             },
             {
                 "class_path": "viscy_transforms.BatchedRandGaussianNoised",
@@ -211,7 +217,7 @@ def _data(config: DemoConfig, out: Path, fit: bool, train_fovs, held_out_fovs, c
         "batch_size": config.batch_size if fit else 128,
         "num_workers": config.num_workers,
         "seed": config.seed,
-        **_transforms(keys, augment=fit),
+        **_transforms(keys, augment=fit, config=config),
     }
     if fit:
         init.update(

@@ -31,6 +31,19 @@ __all__ = [
 # ------------------------------------------------------------------ channels
 
 
+class UnknownStageError(NotImplementedError, ValueError):
+    """A Lightning stage a DataModule does not know (0.1.0 raised NotImplementedError; it is
+    also a ValueError, so code catching either works)."""
+
+
+def check_stage(stage: str | None, owner: str, known: Sequence[str | None]) -> None:
+    """Raise :class:`UnknownStageError` naming ``owner`` if ``stage`` is not in ``known``."""
+    if stage not in known:
+        raise UnknownStageError(
+            f"{owner}: unknown stage {stage!r}; expected one of {[k for k in known if k]}"
+        )
+
+
 def ensure_channel_list(channels: OneOrSeq[str] | None) -> list[str]:
     """Return channel name(s) as a list (``None`` -> empty list).
 
@@ -253,13 +266,13 @@ def _set(tree: dict, path: tuple, value: Any) -> None:
 
 
 def _collate_norm_meta(values: Sequence[Any]) -> Any:
-    """Nested statistics -> tensors of shape (B,), all views of one float64 tensor (one
+    """Nested statistics -> tensors of shape (B,), all views of one float32 tensor (one
     shared-memory transfer per batch instead of one per statistic)."""
     if any(v is None for v in values):
         return None
     paths = _leaves(values[0])
     try:
-        matrix = np.array([[float(_get(v, path)) for v in values] for path in paths])
+        matrix = np.array([[float(_get(v, path)) for v in values] for path in paths], np.float32)
     except (KeyError, TypeError, ValueError):
         return default_collate(values)
     if any(_leaves(v) != paths for v in values[1:]):

@@ -104,7 +104,9 @@ def validate_annotation(
         )
     for axis, column in ((3, "y"), (4, "x")):
         extent = out["fov_name"].map(lambda n, a=axis: shapes[n][a]).to_numpy()
-        values = _centroid_column(out, column, source, int(extent.max()))
+        _centroid_column(out, column, source, int(extent.max()))  # checks numbers, range
+        # 0.1.0 centers a patch on the truncated centroid (int(48.9) = 48), not the rounded
+        values = np.trunc(out[column].to_numpy(dtype=np.float64)).astype(np.int64)
         outside = values >= extent
         if outside.any():
             raise ValueError(

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from viscy_data._tracks import batch_rng
 from viscy_data._triplet_base import TripletDataModuleBase, split_items
+from viscy_data._utils import check_stage
 
 __all__ = ["CellDivisionTripletDataModule", "CellDivisionTripletDataset"]
 
@@ -177,7 +178,8 @@ class CellDivisionTripletDataset(Dataset):
         file, t = int(self._file[index]), int(self._t[index])
         sample: dict[str, Any] = {"anchor": self._frame(file, t, "anchor")}
         if not self.fit:
-            sample["index"] = {"fov_name": self.data_paths[file].stem, "t": t}
+            # "id" is 0.1.0's name of the frame index; "t" ours
+            sample["index"] = {"fov_name": self.data_paths[file].stem, "t": t, "id": t}
             return sample
         t_pos = t if self.time_interval == "any" else t + int(self.time_interval)
         sample["positive"] = self._frame(file, t_pos, "positive")
@@ -293,6 +295,7 @@ class CellDivisionTripletDataModule(TripletDataModuleBase):
 
     def setup(self, stage: str | None = None) -> None:
         """Find and validate the arrays, split them by file and build the datasets."""
+        check_stage(stage, type(self).__name__, ("fit", "validate", "test", "predict", None))
         files = self._files()
         if stage in ("fit", "validate", None):
             train, val = split_items(files, self.split_ratio, self.seed)

@@ -86,7 +86,14 @@ class CTMCv1DataModule(StoredTransforms, GPUTransformDataModule):
         positions = [pos for _, pos in plate.positions()]
         if not positions:
             raise ValueError(f"CTMC-v1 plate {path} has no FOVs")
-        return CachedOmeZarrDataset(positions, [self.channel_name], None, transform=transform)
+        # 0.1.0: CTMC batches carry no normalization metadata
+        return CachedOmeZarrDataset(
+            positions,
+            [self.channel_name],
+            None,
+            transform=transform,
+            load_normalization_metadata=False,
+        )
 
     def setup(self, stage: str) -> None:
         if stage != "fit":

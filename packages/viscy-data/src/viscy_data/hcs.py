@@ -26,6 +26,7 @@ from viscy_data._typing import ChannelMap, NormMeta
 from viscy_data._utils import (
     ComposeDict,
     channel_indices,
+    check_stage,
     collate_samples,
     ensure_channel_list,
     find_normalize_transforms,
@@ -120,6 +121,24 @@ def _uniform_samples_crop(transforms: Iterable[Callable] | None) -> tuple[int, i
             return None
         return _crop_yx(transform)
     return None
+
+
+def _is_identity_crop(transform: Callable, window_zyx: Sequence[int]) -> bool:
+    """Whether ``transform`` is a MONAI crop (``RandSpatialCropd``, ``RandSpatialCropSamplesd``,
+    ``CenterSpatialCropd``, fixed size) whose ROI covers a whole ``window_zyx`` box, so that it
+    returns each box it gets as it is."""
+    import monai.transforms as mt
+
+    names = ("RandSpatialCropd", "RandSpatialCropSamplesd", "CenterSpatialCropd")
+    if not isinstance(transform, tuple(getattr(mt, n) for n in names if hasattr(mt, n))):
+        return False
+    objs = _croppers(transform)
+    if any(getattr(o, "random_size", False) for o in objs):
+        return False
+    roi = next((o.roi_size for o in objs if getattr(o, "roi_size", None) is not None), None)
+    if not isinstance(roi, (list, tuple)) or len(roi) != len(window_zyx):
+        return False
+    return all(int(r) <= 0 or int(r) >= int(w) for r, w in zip(roi, window_zyx, strict=True))
 
 
 def samples_per_stack(transforms: Iterable[Callable] | None) -> int:
@@ -489,8 +508,7 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
             target_2d=target_2d,
             reader=reader,
             cache_bytes=self.cache_bytes,
-            float_output=False,  # integer patches are converted on the device
-            **kwargs,
+            **{"float_output": False, **kwargs},  # integer patches become float on the device
         )
 
     # ---------------------------------------------------------------- hooks
@@ -510,8 +528,7 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
             the FOV and channel), or a split that leaves training or validation empty.
         """
         stage = stage or "fit"
-        if stage not in ("fit", "validate", "test", "predict"):
-            raise ValueError(f"Unknown stage '{stage}'")
+        check_stage(stage, "HCSDataModule", ("fit", "validate", "test", "predict"))
         reader = self._open_reader()
         if reader.position_names == [""] and stage in ("fit", "validate"):
             raise ValueError(
@@ -573,6 +590,19 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
         # read that many boxes of the window instead (0.1.0 cropped them from the whole FOV)
         n_samples = samples_per_stack(train_transforms)
         lifted = n_samples > 1 and _uniform_samples_crop(train_transforms) == train_window
+        # crops that return the box read as it is (the usual 0.1.0 way of asking for the patch
+        # size) are skipped: same values, without MONAI's per-sample copies
+        window_zyx = (self.z_window_size, *train_window)
+        flat = _flatten(train_transforms)
+        kept = [
+            t
+            for t in flat
+            if not (_is_identity_crop(t, window_zyx) and (lifted or samples_per_stack([t]) == 1))
+        ]
+        extra: dict[str, Any] = {}
+        if len(kept) < len(flat):
+            train_transforms = kept
+            extra["float_output"] = True  # the batches' dtype stays what the crop gave
         self.train_dataset = self._dataset(
             reader,
             self.train_fov_names,
@@ -584,6 +614,7 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
             target_2d=self.target_2d and not self._target_2d_on_device("train"),
             patches_per_stack=self.patches_per_stack * (n_samples if lifted else 1),
             first_sample_only=lifted,
+            **extra,
         )
         self.val_dataset = self._dataset(
             reader,

@@ -36,6 +36,7 @@ from viscy_data._tracks import (
 )
 from viscy_data._triplet_base import TripletDataModuleBase, split_items
 from viscy_data._typing import ULTRACK_INDEX_COLUMNS
+from viscy_data._utils import check_stage
 from viscy_data.loading import identity_collate
 
 __all__ = ["TripletDataModule", "TripletDataset"]
@@ -529,6 +530,8 @@ class TripletDataModule(TripletDataModuleBase):
     def setup(self, stage: str | None = None) -> None:
         """Read tracks and metadata, validate them, and build the datasets of ``stage``."""
         from iohub.ngff import open_ome_zarr
+
+        check_stage(stage, type(self).__name__, ("fit", "validate", "test", "predict", None))
 
         reader = self._open_reader()
         with open_ome_zarr(self.data_path, mode="r", layout="hcs") as plate:

@@ -11,18 +11,35 @@ from monai.transforms import MapTransform, RandomizableTransform
 
 from viscy_transforms._affine import _MODES, _PADDING
 from viscy_transforms._checks import check_batched
-from viscy_transforms._gaussian import gaussian_blur3d
 from viscy_transforms._random import BatchedRandomizableMixin, check_prob, normalize_range
 
 __all__ = ["BatchedRand3DElasticd"]
 
 
+def _box_mean(field: torch.Tensor, radii: torch.Tensor, axis: int) -> torch.Tensor:
+    """Mean over ``2 r + 1`` neighbours along ``axis`` (zeros outside), ``r`` per sample."""
+    n, size = field.shape[0], field.shape[axis]
+    reach = int(radii.max())
+    moved = field.movedim(axis, -1)
+    padded = F.pad(moved, (reach + 1, reach))
+    sums = padded.cumsum(-1)
+    centre = torch.arange(size, device=field.device) + reach + 1
+    shape = (n,) + (1,) * (moved.ndim - 2) + (size,)
+    hi = (centre + radii[:, None]).reshape(shape).expand(*moved.shape)
+    lo = (centre - radii[:, None] - 1).reshape(shape).expand(*moved.shape)
+    out = sums.gather(-1, hi) - sums.gather(-1, lo)
+    width = (2 * radii + 1).to(field.dtype).reshape((n,) + (1,) * (moved.ndim - 1))
+    return (out / width).movedim(-1, axis)
+
+
 class BatchedRand3DElasticd(BatchedRandomizableMixin, MapTransform, RandomizableTransform):
     """Random elastic deformation, with its own smooth displacement field per sample.
 
-    As MONAI ``Rand3DElastic``: uniform noise in [-1, 1] per voxel and axis is smoothed with
-    a Gaussian of ``sigma`` voxels and multiplied by ``magnitude`` voxels to give the
-    displacement; both are drawn per sample. The field is drawn on the data's device.
+    As in 0.1.0: standard normal noise per voxel and axis is averaged over a cube of
+    ``2 * int(3 * sigma) + 1`` voxels per side (zeros outside the volume) and multiplied by
+    ``magnitude`` to give the displacement in voxels; ``sigma`` and ``magnitude`` are drawn
+    uniformly per sample. The image is resampled with ``align_corners=True`` (so
+    ``reflection`` mirrors about the edge voxels). The field is drawn on the data's device.
     All keys of one sample get the same deformation.
 
     Parameters
@@ -30,7 +47,8 @@ class BatchedRand3DElasticd(BatchedRandomizableMixin, MapTransform, Randomizable
     keys : str | Iterable[str]
         Keys of the (B, C, Z, Y, X) tensors to deform.
     sigma_range : tuple[float, float]
-        Range of the smoothing sigma, in voxels.
+        Range of the smoothing scale, in voxels: the averaging cube reaches ``int(3 * sigma)``
+        voxels from its centre.
     magnitude_range : tuple[float, float]
         Range of the displacement magnitude, in voxels.
     prob : float
@@ -80,15 +98,22 @@ class BatchedRand3DElasticd(BatchedRandomizableMixin, MapTransform, Randomizable
         magnitudes = self._uniform(*self.magnitude_range, n)
         if n == 0:
             return index, None
-        spatial = img.shape[2:]
+        spatial = tuple(img.shape[2:])
         dtype = img.dtype if img.dtype in (torch.float32, torch.float64) else torch.float32
         generator = self._device_generator(img.device)
-        noise = torch.rand((n, 3, *spatial), generator=generator, device=img.device, dtype=dtype)
-        field = gaussian_blur3d(noise * 2 - 1, sigmas[:, None].expand(n, 3))
-        scale = torch.tensor([2.0 / s for s in spatial], dtype=torch.float64)
-        field = field * (magnitudes[:, None] * scale).to(img.device, dtype)[:, :, None, None, None]
+        noise = torch.randn((n, 3, *spatial), generator=generator, device=img.device, dtype=dtype)
+        radii = (3 * sigmas).floor().long().to(img.device)
+        field = noise
+        for axis in range(2, 5):
+            field = _box_mean(field, radii, axis)
+        # voxels -> normalized coordinates (align_corners=True); a singleton axis cannot move
+        scale = torch.tensor(
+            [2.0 / (s - 1) if s > 1 else 0.0 for s in spatial], dtype=torch.float64
+        )
+        scale = (magnitudes[:, None] * scale).to(img.device, dtype)
+        field = field * scale[:, :, None, None, None]
         identity = torch.eye(3, 4, dtype=dtype, device=img.device).expand(n, 3, 4)
-        grid = F.affine_grid(identity, [n, 1, *spatial], align_corners=False)
+        grid = F.affine_grid(identity, [n, 1, *spatial], align_corners=True)
         # grid's last axis is (x, y, z); the field's channels are (z, y, x).
         return index, grid + field.flip(1).permute(0, 2, 3, 4, 1)
 
@@ -112,7 +137,7 @@ class BatchedRand3DElasticd(BatchedRandomizableMixin, MapTransform, Randomizable
             sub = img.index_select(0, device_index)
             work = sub if sub.dtype == grid.dtype else sub.to(grid.dtype)
             moved = F.grid_sample(
-                work, grid, mode=self.mode, padding_mode=self.padding_mode, align_corners=False
+                work, grid, mode=self.mode, padding_mode=self.padding_mode, align_corners=True
             )
             if not img.dtype.is_floating_point:
                 moved = moved.round()

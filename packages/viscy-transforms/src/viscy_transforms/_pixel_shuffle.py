@@ -8,29 +8,41 @@ import torch
 from monai.transforms import MapTransform, RandomizableTransform
 
 from viscy_transforms._checks import check_batched
-from viscy_transforms._random import BatchedRandomizableMixin, check_prob
+from viscy_transforms._random import BatchedRandomizableMixin, check_prob, warn_shared_keys
 
 __all__ = ["BatchedRandLocalPixelShufflingd"]
+
+#: Most cubes shuffled per sample (0.1.0's limit).
+MAX_PATCHES = 100
+
+
+def patch_count(shape: tuple[int, int, int], patch_size: int, shuffle_prob: float) -> int:
+    """Cubes shuffled per sample: ``shuffle_prob`` of the volume in cubes, at most 100."""
+    depth, height, width = shape
+    return min(MAX_PATCHES, int(shuffle_prob * depth * height * width / patch_size**3))
 
 
 class BatchedRandLocalPixelShufflingd(
     BatchedRandomizableMixin, MapTransform, RandomizableTransform
 ):
-    """Shuffle pixels within small YX patches, slice by slice.
+    """Shuffle the voxels inside small random cubes.
 
-    Each Y/X plane is tiled with ``patch_size`` x ``patch_size`` patches (a remainder at the
-    far edges stays as is); each patch is shuffled with probability ``shuffle_prob``, with the
-    same permutation for all channels. Texture is destroyed locally, coarse structure kept.
+    As in 0.1.0: each transformed sample gets ``min(100, int(shuffle_prob * Z * Y * X /
+    patch_size**3))`` cubes of ``patch_size`` voxels per side (cut to the volume along an
+    axis shorter than that), placed uniformly at random inside the volume (they may
+    overlap; they are shuffled one after the other). Each cube's voxels get a uniformly
+    random permutation, the same for all channels. Texture is destroyed locally, coarse
+    structure kept.
 
     Parameters
     ----------
     keys : str | Iterable[str]
-        Keys of the (B, C, Z, Y, X) tensors to shuffle; keys share the permutations and must
-        have the same shape.
+        Keys of the (B, C, Z, Y, X) tensors to shuffle; keys share the cubes and
+        permutations and must have the same spatial shape.
     patch_size : int
-        Side of the square patches, in pixels.
+        Side of the cubes, in voxels.
     shuffle_prob : float
-        Probability of shuffling one patch.
+        Fraction of the volume (in cubes) to shuffle, up to 100 cubes.
     prob : float
         Probability, per sample, of applying the transform.
     allow_missing_keys : bool
@@ -46,58 +58,59 @@ class BatchedRandLocalPixelShufflingd(
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
+        warn_shared_keys(type(self).__name__, self.keys)
         RandomizableTransform.__init__(self, check_prob(prob))
         if patch_size < 1:
             raise ValueError(f"patch_size must be a positive integer, got {patch_size}.")
         self.patch_size = int(patch_size)
         self.shuffle_prob = check_prob(shuffle_prob, "shuffle_prob")
 
-    def randomize(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:  # type: ignore[override]
-        """Draw which samples to shuffle and the permutation of every patch (on the device)."""
+    def randomize(  # type: ignore[override]
+        self, img: torch.Tensor
+    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Which samples to shuffle, and per cube the (n, E) voxel indices and their order."""
         index = self._draw_apply(img.shape[0], self.prob).nonzero().squeeze(1)
-        p = self.patch_size
-        _, _, depth, height, width = img.shape
-        if len(index) == 0 or height < p or width < p:
-            return index, None
-        shape = (len(index), 1, depth, height // p, width // p)
+        spatial = tuple(img.shape[2:])
+        count = patch_count(spatial, self.patch_size, self.shuffle_prob)
+        n = len(index)
+        if n == 0 or count == 0:
+            return index, []
+        extent = [min(self.patch_size, s) for s in spatial]
+        # (count, n, 3) corners, uniform over the positions where the cube fits
+        room = torch.tensor([s - e + 1 for s, e in zip(spatial, extent, strict=True)])
+        corners = (self._rand(count, n, 3) * room).long().minimum(room - 1)
+        offsets = torch.stack(
+            torch.meshgrid(*(torch.arange(e) for e in extent), indexing="ij"), -1
+        ).reshape(-1, 3)
+        strides = torch.tensor([spatial[1] * spatial[2], spatial[2], 1])
+        flat = ((corners[:, :, None, :] + offsets) * strides).sum(-1).to(img.device)
         generator = self._device_generator(img.device)
-        keys = torch.rand((*shape, p * p), generator=generator, device=img.device)
-        shuffled = torch.rand(shape, generator=generator, device=img.device) < self.shuffle_prob
-        identity = torch.arange(p * p, device=img.device, dtype=keys.dtype)
-        keys = torch.where(shuffled[..., None], keys, identity)
-        return index, keys.argsort(dim=-1)
+        keys = torch.rand((count, n, offsets.shape[0]), generator=generator, device=img.device)
+        orders = keys.argsort(dim=-1)
+        return index, list(zip(flat, orders, strict=True))
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
         drawn = None
-        p = self.patch_size
         for key in self.key_iterator(d):
             img = d[key]
             check_batched(img, name=f"'{key}'")
             if drawn is None:
                 drawn = self.randomize(img)
-            index, order = drawn
-            if order is None:
+                spatial = img.shape[2:]
+            index, cubes = drawn
+            if not cubes:
                 continue
-            n, _, depth, ny, nx, _ = order.shape
-            if img.shape[2] != depth or img.shape[3] // p != ny or img.shape[4] // p != nx:
+            if img.shape[2:] != spatial:
                 raise ValueError(f"'{key}' shape {tuple(img.shape)} differs from the first key's.")
             device_index = index.to(img.device)
             sub = img.index_select(0, device_index)
-            channels = sub.shape[1]
-            core = sub[..., : ny * p, : nx * p]
-            patches = (
-                core.reshape(n, channels, depth, ny, p, nx, p)
-                .permute(0, 1, 2, 3, 5, 4, 6)
-                .reshape(n, channels, depth, ny, nx, p * p)
-            )
-            patches = patches.gather(-1, order.expand(n, channels, depth, ny, nx, p * p))
-            core = (
-                patches.reshape(n, channels, depth, ny, nx, p, p)
-                .permute(0, 1, 2, 3, 5, 4, 6)
-                .reshape(n, channels, depth, ny * p, nx * p)
-            )
-            sub = sub.clone()
-            sub[..., : ny * p, : nx * p] = core
-            d[key] = img.index_copy(0, device_index, sub)
+            n, channels = sub.shape[:2]
+            work = sub.reshape(n, channels, -1).clone()
+            for flat, order in cubes:
+                where = flat[:, None, :].expand(n, channels, -1)
+                values = work.gather(2, where)
+                values = values.gather(2, order[:, None, :].expand(n, channels, -1))
+                work.scatter_(2, where, values)
+            d[key] = img.index_copy(0, device_index, work.reshape(sub.shape))
         return d

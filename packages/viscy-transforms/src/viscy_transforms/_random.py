@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
@@ -10,11 +11,24 @@ from monai.utils import MAX_SEED
 
 __all__ = [
     "BatchedRandDictMixin",
+    "warn_shared_keys",
     "BatchedRandomizableMixin",
     "check_prob",
     "normalize_range",
     "per_sample",
 ]
+
+
+def warn_shared_keys(name: str, keys: Sequence[Hashable]) -> None:
+    """Warn that several keys share one draw where 0.1.0 drew them independently."""
+    if len(keys) > 1:
+        warnings.warn(
+            f"{name}(keys={list(keys)}): all keys of a sample share one random draw; 0.1.0 "
+            "drew each key independently (see COMPATIBILITY.md, viscy-transforms). Use one "
+            "transform per key to keep independent draws.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def check_prob(prob: float, name: str = "prob") -> float:

@@ -17,7 +17,8 @@ class StackChannelsd(MapTransform):
 
     ``{"source": ["Phase3D"], "target": ["GFP", "RFP"]}`` turns keys ``Phase3D``, ``GFP`` and
     ``RFP`` (each ``(1, Z, Y, X)``) into ``source`` ``(1, Z, Y, X)`` and ``target``
-    ``(2, Z, Y, X)``. The channel keys are kept.
+    ``(2, Z, Y, X)``. As in 0.1.0 the result holds only the output keys: the channel keys and
+    any other entries of the sample (e.g. ``norm_meta``) are dropped, so stack last.
 
     Parameters
     ----------
@@ -41,7 +42,8 @@ class StackChannelsd(MapTransform):
         self.channel_map = {k: list(v) for k, v in channel_map.items()}
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
+        d = data
+        out: dict[Hashable, torch.Tensor] = {}
         for out_key, channels in self.channel_map.items():
             missing = [ch for ch in channels if ch not in d]
             if missing:
@@ -49,8 +51,8 @@ class StackChannelsd(MapTransform):
                     f"channel(s) {missing} for '{out_key}' are missing from the sample "
                     f"(keys: {sorted(map(str, d))})."
                 )
-            d[out_key] = torch.cat([d[ch] for ch in channels], dim=self.channel_dim)
-        return d
+            out[out_key] = torch.cat([d[ch] for ch in channels], dim=self.channel_dim)
+        return out
 
 
 class BatchedStackChannelsd(StackChannelsd):

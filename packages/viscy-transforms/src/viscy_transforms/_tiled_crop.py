@@ -12,7 +12,10 @@ __all__ = ["TiledSpatialCropSamplesd"]
 
 
 class TiledSpatialCropSamplesd(MapTransform, MultiSampleTrait):
-    """Return ``num_samples`` non-overlapping tiles of ``roi_size`` from one (C, Z, Y, X) sample.
+    """Return ``num_samples`` non-overlapping tiles of ``roi_size`` from a (C, Z, Y, X) sample.
+
+    A batch (B, C, Z, Y, X) is tiled the same way (the tiles cut the last three axes), as in
+    0.1.0.
 
     The image is tiled with as many whole tiles as fit along each axis (the grid is centered,
     leftover margins are dropped); the first ``num_samples`` tiles in Z, Y, X raster order are
@@ -21,7 +24,8 @@ class TiledSpatialCropSamplesd(MapTransform, MultiSampleTrait):
     Parameters
     ----------
     keys : str | Iterable[str]
-        Keys of the (C, Z, Y, X) tensors to tile; they must share the spatial shape.
+        Keys of the (C, Z, Y, X) or (B, C, Z, Y, X) tensors to tile; they must share the
+        spatial shape.
     roi_size : tuple[int, int, int]
         Tile size (Z, Y, X).
     num_samples : int
@@ -39,9 +43,12 @@ class TiledSpatialCropSamplesd(MapTransform, MultiSampleTrait):
             raise ValueError(f"num_samples must be positive, got {num_samples}.")
         self.num_samples = int(num_samples)
 
-    def _tile_starts(self, spatial: tuple[int, ...]) -> list[tuple[int, int, int]]:
-        if len(spatial) != 3:
-            raise ValueError(f"expected (C, Z, Y, X) tensors, got spatial shape {spatial}.")
+    def _tile_starts(self, shape: tuple[int, ...]) -> list[tuple[int, int, int]]:
+        if len(shape) not in (4, 5):
+            raise ValueError(
+                f"expected (C, Z, Y, X) or (B, C, Z, Y, X) tensors, got shape {shape}."
+            )
+        spatial = shape[-3:]
         counts = [s // r for s, r in zip(spatial, self.roi_size, strict=True)]
         if self.num_samples > (total := counts[0] * counts[1] * counts[2]):
             raise ValueError(
@@ -58,12 +65,12 @@ class TiledSpatialCropSamplesd(MapTransform, MultiSampleTrait):
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> list[dict[Hashable, torch.Tensor]]:
         d = dict(data)
         keys = list(self.key_iterator(d))
-        starts = self._tile_starts(tuple(d[keys[0]].shape[1:]))
+        starts = self._tile_starts(tuple(d[keys[0]].shape))
         rz, ry, rx = self.roi_size
         samples = []
         for z, y, x in starts:
             sample = dict(d)
             for key in keys:
-                sample[key] = d[key][:, z : z + rz, y : y + ry, x : x + rx]
+                sample[key] = d[key][..., z : z + rz, y : y + ry, x : x + rx]
             samples.append(sample)
         return samples

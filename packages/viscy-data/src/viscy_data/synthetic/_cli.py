@@ -59,10 +59,11 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-normalization", action="store_true")
     parser.add_argument(
         "--phenotype",
-        choices=["reporter", "relocalization"],
+        choices=["reporter", "relocalization", "translocation"],
         default="reporter",
-        help="infection phenotype: a bright reporter (default) or reporter relocalization "
-        "to the nucleus at matched total intensity",
+        help="infection phenotype: a bright reporter (default), reporter relocalization "
+        "to the nucleus at matched total intensity, or translocation of a reporter focus onto "
+        "the nucleus seen in the label-free channel",
     )
     return parser
 

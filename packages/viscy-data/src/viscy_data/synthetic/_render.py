@@ -35,6 +35,13 @@ class CellWindow:
         The plate's infection phenotype (a key of :data:`PHENOTYPES`).
     reporter_level : float
         The cell's reporter expression (a lineage keeps it for life); 1 for ``"reporter"``.
+    nucleus : numpy.ndarray, optional
+        ``(h, w)`` flat-topped profile of an off-centre nucleus (``"translocation"``).
+    focus : numpy.ndarray, optional
+        ``(h, w)`` profile of the reporter's focus, the same shape and size as the nucleus:
+        on the nucleus once infected, elsewhere in the cell before (``"translocation"``).
+    labelfree_level : float
+        Per-frame brightness factor of the label-free body (``"translocation"``; 1 otherwise).
     """
 
     body: np.ndarray
@@ -42,6 +49,9 @@ class CellWindow:
     infected: bool
     phenotype: str = "reporter"
     reporter_level: float = 1.0
+    nucleus: np.ndarray | None = None
+    focus: np.ndarray | None = None
+    labelfree_level: float = 1.0
 
 
 #: Infection phenotypes. ``"reporter"``: infected cells gain a bright reporter at their
@@ -49,13 +59,36 @@ class CellWindow:
 #: every cell expresses the reporter at a level that varies several-fold between lineages;
 #: infection moves most of it from the cytoplasm into the nucleus at the same total
 #: intensity, and changes the shape only slightly (less than cells differ from each other).
-PHENOTYPES = ("reporter", "relocalization")
+#: Each frame redraws every cell's reporter brightness and the fluorescent debris around it
+#: (and, with the private ``_RELOCALIZATION_*_SIGMA`` knobs, its size and label-free
+#: brightness; off by default: in the demo they hurt the trained encoder more).
+#: ``"translocation"``: every cell has an off-centre nucleus (darker in label-free images) and
+#: a reporter focus of the nucleus's shape and size; before infection the focus sits at a
+#: random place in the cell, drawn anew each frame; infection moves it onto the nucleus. The
+#: fluorescence image alone is distributed alike in both states (same total, same profile,
+#: same distance from the cell centre); only where the focus sits relative to the nucleus of
+#: the label-free channel tells infection. Brightness, size, focus position and background
+#: vary strongly from frame to frame, as the training augmentations do.
+PHENOTYPES = ("reporter", "relocalization", "translocation")
 
 _NUCLEUS_R2 = 0.12  # nuclear profile exp(-r2 / (2 * this)): sigma ~ 0.35 cell radii
 _RELOCALIZED_FRACTION = 0.85  # of the reporter in the nucleus of an infected cell
 _RELOCALIZATION_ELONGATION = (1.06, 0.95)  # (long, short) axis factors when infected
 _FLICKER_SIGMA = 0.3  # per-frame log-normal jitter of each cell's reporter brightness
+_RELOCALIZATION_SIZE_SIGMA = 0.0  # per-frame log-normal jitter of the cell's size (0: none)
+_RELOCALIZATION_LABELFREE_SIGMA = 0.0  # same, of its label-free brightness (0: none)
 _DEBRIS_PER_CELL = 2.0  # fluorescent debris blobs per cell and frame, placed anew each frame
+# "translocation"
+_FOCUS_FRACTIONS = (0.5, 0.5)  # of the reporter in the focus (uninfected, infected)
+_NUCLEUS_DARKNESS = 800.0  # label-free: the nucleus is this much darker than the body
+_FOCUS_RADIUS = 0.38  # nucleus and focus radius, in cell radii
+_FOCUS_OFFSET = (0.15, 0.45)  # distance of nucleus and focus from the cell centre, cell radii
+_TRANSLOCATION_SIGMAS = {  # per-frame log-normal jitters
+    "reporter": 0.4,  # reporter brightness
+    "labelfree": 0.25,  # label-free body brightness
+    "radius": 0.12,  # cell size
+    "position": 0.05,  # nucleus and focus centres (cell radii, normal)
+}
 
 
 def _add_debris(
@@ -112,7 +145,9 @@ def _labelfree_floor(plane: np.ndarray, background: np.ndarray) -> None:
 
 
 def _labelfree_cell(cell: CellWindow) -> np.ndarray:
-    return 1500.0 * cell.body  # bright bodies on a smooth background
+    if cell.nucleus is not None:  # "translocation": an off-centre, darker nucleus
+        return cell.labelfree_level * (1500.0 * cell.body - _NUCLEUS_DARKNESS * cell.nucleus)
+    return (1500.0 * cell.labelfree_level) * cell.body  # bright bodies on a smooth background
 
 
 def _fluorescence_floor(plane: np.ndarray, background: np.ndarray) -> None:
@@ -123,6 +158,8 @@ def _fluorescence_floor(plane: np.ndarray, background: np.ndarray) -> None:
 def _fluorescence_cell(cell: CellWindow) -> np.ndarray:
     if cell.phenotype == "relocalization":
         return _relocalized_reporter(cell)
+    if cell.focus is not None:
+        return _translocated_reporter(cell)
     signal = 150.0 * cell.body
     if cell.infected:  # a bright reporter in the cell's center
         signal = signal + 2500.0 * np.exp(-2.0 * cell.r2)
@@ -138,6 +175,15 @@ def _relocalized_reporter(cell: CellWindow) -> np.ndarray:
     profile = (1.0 - fraction) * cytoplasm / max(float(cytoplasm.sum()), 1e-6)
     profile = profile + fraction * nucleus / max(float(nucleus.sum()), 1e-6)
     return (60.0 * cell.body + total * profile).astype(np.float32)
+
+
+def _translocated_reporter(cell: CellWindow) -> np.ndarray:
+    """Diffuse reporter in the whole cell plus a focus holding a fixed share of the total."""
+    total = np.float32(cell.reporter_level * 500.0) * cell.body.sum()
+    fraction = _FOCUS_FRACTIONS[int(cell.infected)]
+    diffuse = (1.0 - fraction) * cell.body / max(float(cell.body.sum()), 1e-6)
+    focus = fraction * cell.focus / max(float(cell.focus.sum()), 1e-6)
+    return (total * (diffuse + focus)).astype(np.float32)
 
 
 def _nucleus_profile(cell: CellWindow) -> np.ndarray:
@@ -224,6 +270,7 @@ def render_timepoint(
     rng: np.random.Generator,
     phenotype: str = "reporter",
     reporter_levels: dict[int, float] | None = None,
+    compartments: dict[int, tuple[tuple[float, float], ...]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Render one timepoint as float32 ``(C, Z, Y, X)`` plus a ``(Z, Y, X)`` foreground mask.
 
@@ -246,7 +293,11 @@ def render_timepoint(
     phenotype : str
         Infection phenotype, one of :data:`PHENOTYPES`.
     reporter_levels : dict, optional
-        Track id to reporter expression (``"relocalization"``; 1 when missing).
+        Track id to reporter expression (``"relocalization"``, ``"translocation"``; 1 when
+        missing).
+    compartments : dict, optional
+        Track id to the centres of its nucleus and its cytoplasmic reporter focus
+        (:func:`random_compartments`; ``"translocation"``; drawn per frame when missing).
     """
     n_channels, depth, height, width = shape_czyx
     renderers = [CHANNEL_KINDS[kind] for kind in kinds]
@@ -256,11 +307,20 @@ def render_timepoint(
         renderer.fill_floor(image[c], background)
     mask = np.zeros((depth, height, width), dtype=bool)
     z_index = np.arange(depth, dtype=np.float32)
+    translocation = phenotype == "translocation"
     for row in cells.itertuples(index=False):
         infected = 0 <= onsets[row.track_id] <= t
-        long, short = (1.6, 0.75) if phenotype == "reporter" else _RELOCALIZATION_ELONGATION
-        a = row.radius * (long if infected else 1.0)  # infected cells elongate
-        b = row.radius * (short if infected else 1.0)
+        if translocation:  # no shape change; the size varies from frame to frame
+            long = short = float(rng.lognormal(0.0, _TRANSLOCATION_SIGMAS["radius"]))
+        elif phenotype == "reporter":
+            long, short = (1.6, 0.75) if infected else (1.0, 1.0)
+        else:
+            long, short = _RELOCALIZATION_ELONGATION if infected else (1.0, 1.0)
+            if _RELOCALIZATION_SIZE_SIGMA > 0:  # this frame's size
+                size = float(rng.lognormal(0.0, _RELOCALIZATION_SIZE_SIGMA))
+                long, short = long * size, short * size
+        a = row.radius * long  # infected cells elongate
+        b = row.radius * short
         half = int(np.ceil(2.0 * a))
         cy, cx = row.y, row.x
         y0, y1 = max(0, int(cy) - half), min(height, int(cy) + half + 1)
@@ -274,18 +334,76 @@ def render_timepoint(
         level = 1.0 if reporter_levels is None else reporter_levels.get(row.track_id, 1.0)
         if phenotype == "relocalization":
             level *= float(rng.lognormal(0.0, _FLICKER_SIGMA))
-        cell = CellWindow(np.exp(-(r2 * r2)), r2, infected, phenotype, level)
+        if translocation:
+            cell = _translocation_window(
+                u, v, r2, infected, level, (compartments or {}).get(row.track_id), rng
+            )
+        else:
+            labelfree = 1.0
+            if phenotype == "relocalization" and _RELOCALIZATION_LABELFREE_SIGMA > 0:
+                labelfree = float(rng.lognormal(0.0, _RELOCALIZATION_LABELFREE_SIGMA))
+            cell = CellWindow(
+                np.exp(-(r2 * r2)), r2, infected, phenotype, level, labelfree_level=labelfree
+            )
         # each cell is sharp at its own focal slice and fainter away from it
         focus = np.exp(-((z_index - np.float32(row.z)) ** 2) / np.float32(2 * Z_SIGMA**2))
         weight = (0.35 + 0.65 * focus)[:, None, None]
         for c, renderer in enumerate(renderers):
             image[c, :, y0:y1, x0:x1] += weight * renderer.cell_signal(cell)
         mask[:, y0:y1, x0:x1] |= (r2 <= 1.0)[None] & (focus > 0.1)[:, None, None]
-    if phenotype == "relocalization":
+    if phenotype in ("relocalization", "translocation"):
         for c, renderer in enumerate(renderers):
             if renderer.name == "fluorescence":
                 _add_debris(image[c], len(cells), rng)
     return image, mask
+
+
+def random_compartments(rng: np.random.Generator) -> tuple[tuple[float, float], ...]:
+    """Centres of a cell's nucleus and of its cytoplasmic reporter focus (``"translocation"``).
+
+    Both lie at a random distance in :data:`_FOCUS_OFFSET` from the cell centre (in cell
+    radii, along the cell's axes), at random angles at least 0.6 rad apart, so that the
+    focus is never on the nucleus before infection.
+    """
+    angle = rng.uniform(0.0, 2 * np.pi)
+    centres = []
+    for a in (angle, angle + rng.uniform(0.6, 2 * np.pi - 0.6)):
+        distance = rng.uniform(*_FOCUS_OFFSET)
+        centres.append((distance * float(np.cos(a)), distance * float(np.sin(a))))
+    return tuple(centres)
+
+
+def _disc(u: np.ndarray, v: np.ndarray, centre: tuple[float, float]) -> np.ndarray:
+    """Flat-topped disc of radius :data:`_FOCUS_RADIUS` (cell radii) around ``centre``."""
+    du, dv = u - np.float32(centre[0]), v - np.float32(centre[1])
+    d2 = (du * du + dv * dv) * np.float32(1.0 / _FOCUS_RADIUS**2)
+    return np.exp(-(d2 * d2))
+
+
+def _translocation_window(
+    u: np.ndarray,
+    v: np.ndarray,
+    r2: np.ndarray,
+    infected: bool,
+    level: float,
+    compartments: tuple[tuple[float, float], ...] | None,
+    rng: np.random.Generator,
+) -> CellWindow:
+    """A cell of the ``"translocation"`` phenotype, with this frame's random nuisances."""
+    nucleus_at, focus_at = compartments if compartments is not None else random_compartments(rng)
+    jitter = rng.normal(0.0, _TRANSLOCATION_SIGMAS["position"], size=4)
+    nucleus_at = (nucleus_at[0] + jitter[0], nucleus_at[1] + jitter[1])
+    focus_at = nucleus_at if infected else (focus_at[0] + jitter[2], focus_at[1] + jitter[3])
+    return CellWindow(
+        body=np.exp(-(r2 * r2)),
+        r2=r2,
+        infected=infected,
+        phenotype="translocation",
+        reporter_level=level * float(rng.lognormal(0.0, _TRANSLOCATION_SIGMAS["reporter"])),
+        nucleus=_disc(u, v, nucleus_at),
+        focus=_disc(u, v, focus_at),
+        labelfree_level=float(rng.lognormal(0.0, _TRANSLOCATION_SIGMAS["labelfree"])),
+    )
 
 
 def to_dtype(image: np.ndarray, dtype: np.dtype) -> np.ndarray:

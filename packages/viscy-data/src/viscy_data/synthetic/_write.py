@@ -21,6 +21,7 @@ from viscy_data.synthetic._render import (
     CHANNEL_KINDS,
     PHENOTYPES,
     background_field,
+    random_compartments,
     render_timepoint,
     to_dtype,
 )
@@ -115,12 +116,14 @@ def _write_fov(
     tracks = simulate_tracks(rng, cells_per_fov, n_t, (n_y, n_x), n_z)
     onsets = infection_onsets(rng, tracks, job.condition == "infected", onset)
     background = background_field(rng, n_y, n_x)
-    levels_by_track = None
+    levels_by_track = compartments = None
     if phenotype != "reporter":  # own stream: the default plate's bytes do not change
         extra = np.random.default_rng([*job.seed, 1])
         lineage = tracks.groupby("track_id")["lineage"].first()
         by_lineage = {int(k): float(extra.lognormal(0.0, 0.5)) for k in np.unique(lineage)}
         levels_by_track = {int(tid): by_lineage[int(lin)] for tid, lin in lineage.items()}
+        if phenotype == "translocation":
+            compartments = {int(tid): random_compartments(extra) for tid in lineage.index}
 
     stats_step = max(1, min(n_y, n_x) // 128)
     tp_stats: dict[str, dict[str, dict]] = {name: {} for name in channel_names}
@@ -137,6 +140,7 @@ def _write_fov(
             rng,
             phenotype=phenotype,
             reporter_levels=levels_by_track,
+            compartments=compartments,
         )
         frame = to_dtype(frame, dtype)
         job.image[t] = frame
@@ -234,12 +238,14 @@ def write_synthetic_plate(
         each cell's onset is jittered by up to one frame.
     progress : bool
         Show a progress bar.
-    phenotype : {"reporter", "relocalization"}
+    phenotype : {"reporter", "relocalization", "translocation"}
         What infection looks like in fluorescence channels (see
         :data:`viscy_data.synthetic.PHENOTYPES`). ``"reporter"`` (default, unchanged plates):
         a bright reporter appears and cells elongate, so mean brightness tells infection.
         ``"relocalization"``: a reporter every cell expresses at its own level moves from the
         cytoplasm to the nucleus at matched total intensity, with a subtle shape change.
+        ``"translocation"``: a reporter focus moves onto an off-centre nucleus seen in the
+        label-free channel; the fluorescence channel alone looks alike in both states.
     channel_kinds : sequence of str, optional
         Kind of each channel (keys of ``CHANNEL_KINDS`` in ``viscy_data.synthetic._render``),
         overriding the kind chosen from its name. For virtual staining use

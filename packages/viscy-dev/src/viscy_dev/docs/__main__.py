@@ -13,7 +13,7 @@ COMMANDS = {
     "examples": examples.main,
     "figures": figures.main,
 }
-_TAKE_ARGS = (api_pages.main, examples.main, figures.main)
+_TAKE_ARGS = (api_pages.main, build.main, examples.main, figures.main)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             (
                 "usage: python -m viscy_dev.docs "
-                "{build,api [--check],docstrings,examples [--work DIR],figures [--only NAME]}"
+                "{build [--no-checks],api [--check],docstrings,"
+                "examples [--work DIR],figures [--only NAME]}"
             ),
             file=sys.stderr,
         )

@@ -30,6 +30,8 @@ from viscy_dev.docs._root import ROOT
 ASSETS = ROOT / "docs" / "assets" / "demo"
 MAX_BYTES = 150_000
 """Size budget of one committed figure."""
+NARROW_PX = 600
+"""Figures narrower than this are shown two to a row."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,12 @@ def shrink_png(data: bytes, max_bytes: int = MAX_BYTES) -> bytes:
         image = image.resize((int(image.width * 0.9), int(image.height * 0.9)), Image.LANCZOS)
 
 
+def _width(png: bytes) -> int:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(png)).width
+
+
 def _write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
@@ -135,10 +143,14 @@ def collect(demo: Demo, out: Path, output: str, note: str, assets: Path = ASSETS
     ]
     for source in sources:
         target = assets / f"{demo.name}-{source.stem}.png"
-        _write(target, shrink_png(source.read_bytes()))
+        data = shrink_png(source.read_bytes())
+        _write(target, data)
         written.append(target)
         caption = source.relative_to(out).as_posix()
-        lines.append(f"![{caption}](assets/demo/{target.name})")  # one paragraph: side by side
+        # one paragraph; narrow figures (scatters) two to a row
+        narrow = len(sources) > 1 and _width(data) < NARROW_PX
+        size = '{ width="48%" }' if narrow else ""
+        lines.append(f"![{caption}](assets/demo/{target.name}){size}")
     page = assets / f"{demo.name}.md"
     _write(page, ("\n".join(lines) + "\n").encode())
     written.append(page)

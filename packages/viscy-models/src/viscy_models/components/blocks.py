@@ -3,13 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["ConvBlock2D", "ConvBlock3D", "linear_rates"]
+__all__ = [
+    "ConvBlock2D",
+    "ConvBlock3D",
+    "UNeXt2Decoder",
+    "UNeXt2UpStage",
+    "icnr_init",
+    "linear_rates",
+]
+
+if TYPE_CHECKING:
+    from viscy_models.components.decoders import UNeXt2Decoder, UNeXt2UpStage, icnr_init
+
+# defined beside the other decoder stages (which import this module); the 0.1.0 path is here
+_FROM_DECODERS = ("UNeXt2Decoder", "UNeXt2UpStage", "icnr_init")
+
+
+def __getattr__(name: str):
+    if name in _FROM_DECODERS:
+        from viscy_models.components import decoders
+
+        return getattr(decoders, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_FROM_DECODERS])
 
 
 def linear_rates(max_rate: float, n: int) -> list[float]:
@@ -96,7 +122,13 @@ class _ConvBlock(nn.Module):
         else:
             step = (out_filters - in_filters) / num_repeats
             widths = [in_filters + round(step * i) for i in range(num_repeats)] + [out_filters]
-        if padding is None:
+        # 0.1.0: an int padding is not used ("same"); a per-axis sequence is given X first
+        # (``(px, py, pz)``) and applied by zero padding the input before each convolution
+        self._pre_pad: tuple[int, ...] | None = None
+        if isinstance(padding, Sequence) and not isinstance(padding, str):
+            self._pre_pad = tuple(int(p) for p in padding for _ in (0, 1))
+            padding = 0
+        elif padding is None or isinstance(padding, int):
             padding = "same"
         conv = {
             (2, False): nn.Conv2d,
@@ -143,6 +175,8 @@ class _ConvBlock(nn.Module):
         for i in range(self.num_repeats):
             for step in self.layer_order:
                 if step == "c":
+                    if self._pre_pad is not None:
+                        y = F.pad(y, self._pre_pad)
                     y = getattr(self, f"{self._conv_key}_{i}")(y)
                     if self.dropout:
                         y = getattr(self, f"dropout_{i}")(y)
@@ -175,3 +209,33 @@ class ConvBlock3D(_ConvBlock):
     """3D convolution block (see :class:`_ConvBlock`)."""
 
     _ndim = 3
+
+    def __init__(
+        self,
+        in_filters: int,
+        out_filters: int,
+        dropout: float | bool = False,
+        norm: Literal["batch", "instance"] | None = "batch",
+        residual: bool = True,
+        activation: str = "relu",
+        transpose: bool = False,
+        kernel_size: int | Sequence[int] = (3, 3, 3),
+        num_repeats: int = 3,
+        filter_steps: Literal["first", "last", "linear"] = "first",
+        layer_order: str = "can",
+        padding: int | Sequence[int] | str | None = None,
+    ) -> None:
+        super().__init__(
+            in_filters,
+            out_filters,
+            dropout=dropout,
+            norm=norm,
+            residual=residual,
+            activation=activation,
+            transpose=transpose,
+            kernel_size=kernel_size,
+            num_repeats=num_repeats,
+            filter_steps=filter_steps,
+            layer_order=layer_order,
+            padding=padding,
+        )

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch.nn as nn
 from torch import Tensor
 
-__all__ = ["StemDepthtoChannels", "stem_depth_out"]
+__all__ = ["StemDepthtoChannels", "UNeXt2Stem", "stem_depth_out"]
 
 
 def stem_depth_out(in_stack_depth: int, kernel_depth: int, stride_depth: int) -> int:

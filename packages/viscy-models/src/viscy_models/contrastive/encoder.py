@@ -11,7 +11,7 @@ from viscy_models._pretrained import create_timm_model
 from viscy_models.components.heads import projection_mlp
 from viscy_models.components.stems import StemDepthtoChannels
 
-__all__ = ["ContrastiveEncoder"]
+__all__ = ["ContrastiveEncoder", "projection_mlp"]
 
 _BACKBONES = ("convnext_tiny", "convnextv2_tiny", "resnet50")
 

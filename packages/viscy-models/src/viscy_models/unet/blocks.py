@@ -130,6 +130,11 @@ class TimestepEmbedder(nn.Module):
     def __init__(self, hidden_size: int, frequency_embedding_size: int = 256) -> None:
         super().__init__()
         self.frequency_embedding_size = frequency_embedding_size
+        half = frequency_embedding_size // 2
+        # a buffer, as in 0.1.0 checkpoints (key ``freqs``)
+        self.register_buffer(
+            "freqs", torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+        )
         self.mlp = nn.Sequential(
             nn.Linear(frequency_embedding_size, hidden_size),
             nn.SiLU(),
@@ -150,4 +155,8 @@ class TimestepEmbedder(nn.Module):
         return emb
 
     def forward(self, t: Tensor) -> Tensor:
-        return self.mlp(self.timestep_embedding(t, self.frequency_embedding_size))
+        args = t[:, None].float() * self.freqs[None]
+        emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+        if self.frequency_embedding_size % 2:
+            emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1)
+        return self.mlp(emb)

@@ -216,11 +216,12 @@ class FullyConvolutionalMAE(nn.Module):
     pretraining : bool
         If True, :meth:`forward` returns ``(prediction, mask)``; if False only the prediction.
     head_conv : bool
-        Use a convolutional :class:`PixelToVoxelHead` (else a parameter-free pixel shuffle).
+        Use a convolutional :class:`PixelToVoxelHead` (else a parameter-free pixel shuffle
+        followed by a 4x4 blur).
     head_conv_expansion_ratio : int
         Width of the convolutional head.
     head_conv_pool : bool
-        Blur in the convolutional head.
+        Blur in the convolutional head (the parameter-free head always blurs, as in 0.1.0).
     """
 
     def __init__(
@@ -269,7 +270,8 @@ class FullyConvolutionalMAE(nn.Module):
                 pool=head_conv_pool,
             )
         else:
-            self.head = PixelToVoxelShuffleHead(head_in, out_channels, in_stack_depth)
+            # 0.1.0: the parameter-free head always blurs (head_conv_pool is for head_conv)
+            self.head = PixelToVoxelShuffleHead(head_in, out_channels, in_stack_depth, pool=True)
         self.pretraining = pretraining
         self.out_stack_depth = in_stack_depth
         self.num_blocks = 5

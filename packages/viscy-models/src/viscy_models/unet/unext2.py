@@ -8,7 +8,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from viscy_models._pretrained import create_timm_model
-from viscy_models.components.decoders import UnetDecoder
+from viscy_models.components.decoders import UNeXt2Decoder
 from viscy_models.components.heads import PixelToVoxelHead, voxel_head_channels
 from viscy_models.components.stems import UNeXt2Stem
 
@@ -49,11 +49,15 @@ class UNeXt2(nn.Module):
     stem_kernel_size : tuple[int, int, int]
         ``(kz, ky, kx)``; Y/X must be 4 to match the backbone's stem.
     decoder_mode : {"deconv", "pixelshuffle"}
-        Upsampling in the decoder.
+        Upsampling in the decoder. ``"deconv"`` is the 0.1.0 layout (transposed
+        convolutions and residual units, see :class:`~viscy_models.components.UNeXt2UpStage`),
+        which only fits when every stage's output plus skip width equals its input width
+        (e.g. ``convnextv2_tiny`` with ``out_stack_depth=4``); other widths raise here
+        (0.1.0 built them and failed at the first forward pass).
     decoder_conv_blocks : int
-        ConvNeXt V2 blocks per decoder stage.
+        ConvNeXt V2 blocks per ``pixelshuffle`` decoder stage (not used by ``deconv``).
     decoder_norm_layer : str
-        Kept for configuration compatibility; the ConvNeXt decoder blocks use layer norm.
+        Normalisation of the ``deconv`` residual units (the ConvNeXt blocks use layer norm).
     decoder_upsample_pre_conv : bool
         Learned convolution before each pixel shuffle.
     head_pool : bool
@@ -107,13 +111,14 @@ class UNeXt2(nn.Module):
         self.encoder_stages = encoder
         self.stem = UNeXt2Stem(in_channels, dims[0], stem_kernel_size, in_stack_depth)
         head_in = voxel_head_channels(out_channels, out_stack_depth, head_expansion_ratio)
-        self.decoder = UnetDecoder(
+        self.decoder = UNeXt2Decoder(
             num_channels=[dims[-1], *dims[-2:0:-1], head_in],
-            skip_channels=dims[-2::-1],
+            norm_name=decoder_norm_layer,
             mode=decoder_mode,
             conv_blocks=decoder_conv_blocks,
-            block="convnext",
+            strides=[2, 2, 2],
             upsample_pre_conv="default" if decoder_upsample_pre_conv else None,
+            skip_channels=dims[-2::-1],
             drop_path_rate=drop_path_rate,
         )
         self.head = PixelToVoxelHead(
