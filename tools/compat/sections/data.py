@@ -46,7 +46,8 @@ CASES = (
               deviation="equal batch counts per rank (COMPATIBILITY.md)"),
         _case("ShardedDistributedSampler ranks", "sharded", [_SDS]),
         # ---- HCS
-        _case("HCS fit loaders", "dm", [_HCS], dm="hcs", stage="fit", dtype_deviation=True,
+        _case("HCS fit loaders", "dm", [_HCS, "viscy_data.HCSStackIndex", "viscy_data.Sample",
+              "viscy_data.SampleMeta"], dm="hcs", stage="fit", dtype_deviation=True,
               meta_deviation=True),
         _case("HCS num_samples=2 batch_size=4", "dm", [_HCS], dm="hcs_samples", stage="fit",
               dtype_deviation=True, meta_deviation=True, loaders=["train"],
@@ -64,10 +65,12 @@ CASES = (
         _case("HCS setup('unknown')", "dm", [_HCS], dm="hcs", stage="unknown", expect_error=True),
         _case("HCS bad channel", "dm", [_HCS], dm="hcs", stage="fit",
               args={"source_channel": "nope"}, expect_error=True),
-        _case("SlidingWindowDataset items", "sliding", ["viscy_data.SlidingWindowDataset"],
+        _case("SlidingWindowDataset items", "sliding",
+              ["viscy_data.SlidingWindowDataset", "viscy_data.ChannelMap"],
               dtype_deviation=True, meta_deviation=True),
         # ---- triplet family
-        _case("TripletDataModule fit batch structure", "dm", ["viscy_data.TripletDataModule"],
+        _case("TripletDataModule fit batch structure", "dm",
+              ["viscy_data.TripletDataModule", "viscy_data.TripletSample"],
               dm="triplet", stage="fit", counts=False, meta_deviation=True),
         _case("TripletDataModule predict (all cells)", "dm", ["viscy_data.TripletDataModule"],
               dm="triplet", stage="predict", meta_deviation=True),
@@ -112,10 +115,19 @@ CASES = (
         _case("ClassificationDataModule setup('test')", "dm",
               ["viscy_data.ClassificationDataModule"], dm="cls", stage="test", expect_error=True),
         _case("SegmentationDataModule test", "dm",
-              ["viscy_data.SegmentationDataModule", "viscy_data.SegmentationDataset"],
+              ["viscy_data.SegmentationDataModule", "viscy_data.SegmentationDataset",
+               "viscy_data.SegmentationSample"],
               dm="seg", stage="test", values=["test"], dtype_map={"int32": "int16"}),
         _case("ConcatDataModule of two HCS", "dm", ["viscy_data.ConcatDataModule"],
               dm="concat", stage="fit", dtype_deviation=True, meta_deviation=True),
+        _case("CachedConcatDataModule of two cached", "dm", ["viscy_data.CachedConcatDataModule"],
+              dm="cached_concat", stage="fit", counts=False, meta_deviation=True),
+        _case("BatchedConcatDataModule of two HCS", "dm",
+              ["viscy_data.BatchedConcatDataModule", "viscy_data.BatchedConcatDataset"],
+              dm="batched_concat", stage="fit", dtype_deviation=True, meta_deviation=True),
+        _case("ChannelDropout p=0 / p=1", "dropout", ["viscy_data.ChannelDropout"]),
+        _case("read_norm_meta", "norm_meta", ["viscy_data.read_norm_meta",
+              "viscy_data.ChannelNormStats", "viscy_data.LevelNormStats"]),
         _case("CombinedDataModule of two HCS", "dm", ["viscy_data.CombinedDataModule",
               "viscy_data.CombineMode"], dm="combined", stage="fit", dtype_deviation=True,
               meta_deviation=True),
@@ -223,6 +235,16 @@ def _make(name: str, args: dict):
 
         return SegmentationDataModule(d / "seg_pred.zarr", d / "seg_target.zarr", "pred",
                                       "target", 1, 1, batch_size=3, num_workers=0)  # fmt: skip
+    if name == "cached_concat":
+        from viscy_data import CachedConcatDataModule
+
+        return CachedConcatDataModule([_make("cached", {}), _make("cached", {})])
+    if name == "batched_concat":
+        from viscy_data import BatchedConcatDataModule
+
+        return BatchedConcatDataModule(
+            [_hcs(), _hcs(source_channel="GFP", target_channel="Phase3D")]
+        )
     if name in ("concat", "combined"):
         from viscy_data import CombinedDataModule, ConcatDataModule
 
@@ -399,6 +421,32 @@ def probe(case):
         return {"value": out}
     if kind == "dm":
         return {"value": _observe_dm(case)}
+    if kind == "dropout":
+        import torch
+
+        from viscy_data import ChannelDropout
+
+        x = torch.arange(2 * 3 * 2 * 4 * 4, dtype=torch.float32).reshape(2, 3, 2, 4, 4) + 1
+        out = {}
+        for p in (0.0, 1.0):
+            module = ChannelDropout(channels=[1, 2], p=p)
+            out[f"train p={p}"] = module.train()(x.clone())
+            out[f"eval p={p}"] = module.eval()(x.clone())
+        return {"value": {"values": out}}
+    if kind == "norm_meta":
+        from iohub.ngff import open_ome_zarr
+
+        from viscy_data import read_norm_meta
+
+        with open_ome_zarr(_d() / "plate.zarr", mode="r") as plate:
+            meta = read_norm_meta(plate["A/1/0"])
+
+        def plain(v):
+            if isinstance(v, dict):
+                return {str(k): plain(x) for k, x in v.items()}
+            return round(float(v), 3)
+
+        return {"value": plain(meta)}
     if kind == "dm_gpu":
         return {"value": _observe_gpu(case)}
     if kind == "sliding":
@@ -540,6 +588,16 @@ def _compare(case, mine, ref, row):
             )
             return True, ""
         return False, f"ours {mine['value']}, 0.1.0 {ref['value']}"
+    if case["kind"] == "norm_meta":  # statistics rounded to 3 decimals on both sides
+
+        def flat(v, path=""):
+            if isinstance(v, dict):
+                return {k: x for key, y in v.items() for k, x in flat(y, f"{path}/{key}").items()}
+            return {path: v}
+
+        a, b = flat(mine["value"]), flat(ref["value"])
+        same = a.keys() == b.keys() and all(abs(a[k] - b[k]) <= 2e-3 + 1e-6 * abs(b[k]) for k in b)
+        return same, f"ours {mine['value']}; 0.1.0 {ref['value']}"
     if case["kind"] == "sampler_ddp":
         same = mine["value"]["dealt"] == ref["value"]["dealt"]
         return same, f"ours {mine['value']}, 0.1.0 {ref['value']}"
