@@ -105,35 +105,27 @@ def test_z_windows_of_a_3d_network_are_averaged():
     assert torch.allclose(out, 2 * x, atol=1e-6)
 
 
-def test_unext2_tiles_leave_no_seams():
-    """Instance-normalized UNeXt2: tile borders are no sharper than the rest of the image."""
-    from viscy_models import UNeXt2
+def test_blended_tiles_leave_no_seams():
+    """Per-tile normalization (what instance-normalized UNeXt2 does) leaves no seams once blended.
 
-    torch.manual_seed(0)
-    net = UNeXt2(
-        in_channels=1,
-        out_channels=1,
-        in_stack_depth=1,
-        out_stack_depth=1,
-        backbone="convnextv2_atto",
-        stem_kernel_size=(1, 4, 4),
-        decoder_conv_blocks=1,
-    ).eval()
+    Each tile is z-scored on its own, so tiles disagree by an offset and a scale; stitched
+    without overlap that shows as a jump at the tile border, which is the control here.
+    """
+
+    def instance_normed(tile: torch.Tensor) -> torch.Tensor:
+        mean = tile.mean(dim=(-2, -1), keepdim=True)
+        return (tile - mean) / tile.std(dim=(-2, -1), keepdim=True)
+
     yy, xx = torch.meshgrid(torch.linspace(0, 5, 128), torch.linspace(0, 5, 128), indexing="ij")
-    image = (torch.sin(yy) * torch.cos(xx) + 0.1 * torch.randn(128, 128))[None, None, None]
-    tile, overlap = 64, 32
-    out = predict_sliding_window(net, image, (tile, tile), overlap)[0, 0, 0]
-    # rows/columns where one tile's contribution starts or stops
-    borders = set()
-    for s in tile_starts(128, tile, overlap):
-        for edge in (s + overlap // 4, s + tile - overlap // 4, s + overlap - overlap // 4):
-            if 0 < edge < 128:
-                borders.add(edge)
-    step_y = (out[1:] - out[:-1]).abs().mean(1)  # step between row i and i+1
-    step_x = (out[:, 1:] - out[:, :-1]).abs().mean(0)
-    border_idx = torch.tensor(sorted(b - 1 for b in borders))
-    other = torch.ones(127, dtype=torch.bool)
-    other[border_idx] = False
-    at_borders = torch.cat([step_y[border_idx], step_x[border_idx]]).mean()
-    elsewhere = torch.cat([step_y[other], step_x[other]]).mean()
-    assert at_borders <= elsewhere
+    image = (torch.sin(yy) * torch.cos(xx) + 0.1 * yy)[None, None, None]
+
+    def worst_step_over_median(out: torch.Tensor) -> float:
+        steps = torch.cat(
+            [(out[1:] - out[:-1]).abs().mean(1), (out[:, 1:] - out[:, :-1]).abs().mean(0)]
+        )
+        return (steps.max() / steps.median()).item()
+
+    blended = predict_sliding_window(instance_normed, image, (64, 64), 32)[0, 0, 0]
+    stitched = predict_sliding_window(instance_normed, image, (64, 64), 0)[0, 0, 0]
+    assert worst_step_over_median(stitched) > 10  # the measure sees a seam
+    assert worst_step_over_median(blended) < 3
