@@ -6,6 +6,8 @@ cache, the part that fits is served from the cache.
   budget, fewer reads hit than the ideal half (tensorstore's per-entry accounting leaves
   room for less than the budget suggests; about 16 % of warm reads here), so the test
   asserts the bound, that a larger budget hits more, and that data within it is all hits;
+  the same holds for the block cache of partial blosc decoding (``_blosc_partial``), which
+  serves plain-blosc arrays instead;
 - the whole-volume :class:`~viscy_data._cache.VolumeCache` admits volumes in priority order up
   to its budget and keeps them (no eviction): under the cyclic access of training epochs,
   where LRU would evict every volume just before it is asked for again (0 % hits), the volumes
@@ -58,12 +60,19 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _metric(name: str) -> int:
-    import tensorstore as ts
+def _metric(name: str, reader: PatchReader) -> int:
+    """Hits or misses of the reader's cache: tensorstore's, or the block cache of partial
+    blosc decoding."""
+    if reader._partial_decode == "never":
+        import tensorstore as ts
 
-    for metric in ts.experimental_collect_matching_metrics(f"/tensorstore/cache/{name}"):
-        return int(metric["values"][0].get("value", 0))
-    return 0
+        for metric in ts.experimental_collect_matching_metrics(f"/tensorstore/cache/{name}"):
+            return int(metric["values"][0].get("value", 0))
+        return 0
+    from viscy_data._blosc_partial import block_cache
+
+    cache = block_cache(reader.cache_bytes)
+    return cache.hits if name == "hit_count" else cache.misses
 
 
 def _random_passes(reader: PatchReader, passes: int, seed: int) -> tuple[int, float]:
@@ -71,27 +80,35 @@ def _random_passes(reader: PatchReader, passes: int, seed: int) -> tuple[int, fl
     boxes = _boxes()
     reader.read_patch(boxes[0])
     base = _rss()
-    hits0, misses0 = _metric("hit_count"), _metric("miss_count")
+    hits0, misses0 = _metric("hit_count", reader), _metric("miss_count", reader)
     peak = 0
     rng = np.random.default_rng(seed)
     for _ in range(passes):
         for i in rng.permutation(len(boxes)):
             reader.read_patch(boxes[i])  # one at a time: no batching of identical chunks
         peak = max(peak, _rss() - base)  # what the cache retains after each pass
-    hits, misses = _metric("hit_count") - hits0, _metric("miss_count") - misses0
+    hits = _metric("hit_count", reader) - hits0
+    misses = _metric("miss_count", reader) - misses0
     return peak, hits / max(hits + misses, 1)
 
 
-def _measure(path: str) -> dict[str, float]:
+def _measure(path: str, mode: str) -> dict[str, float]:
     """RSS growth and hit rates of an uncached, a half-size and a full-size cache."""
-    baseline, cold = _random_passes(PatchReader(path, cache_bytes=0), 2, 0)
-    growth, half = _random_passes(PatchReader(path, cache_bytes=DATA // 2), 6, 1)
-    _, full = _random_passes(PatchReader(path, cache_bytes=2 * DATA), 6, 2)
+
+    def reader(cache_bytes: int) -> PatchReader:
+        made = PatchReader(path, cache_bytes=cache_bytes)
+        made._partial_decode = mode
+        return made
+
+    baseline, cold = _random_passes(reader(0), 2, 0)
+    growth, half = _random_passes(reader(DATA // 2), 6, 1)
+    _, full = _random_passes(reader(2 * DATA), 6, 2)
     return {"baseline": baseline, "cold": cold, "growth": growth, "half": half, "full": full}
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="Linux RSS")
-def test_decoded_chunk_cache_bound_and_lru_hit_rate(plate):
+@pytest.mark.parametrize("mode", ["never", "auto"])  # tensorstore's cache; the block cache
+def test_decoded_chunk_cache_bound_and_lru_hit_rate(plate, mode):
     # measured in a fresh interpreter: the test process's RSS carries what earlier tests
     # allocated and freed (allocator arenas, other tests' thread pools)
     import inspect
@@ -108,11 +125,11 @@ def test_decoded_chunk_cache_bound_and_lru_hit_rate(plate):
             f"CHUNK = {CHUNK}",
             f"DATA = {DATA}",
             *(inspect.getsource(f) for f in helpers),
-            "print(json.dumps(_measure(sys.argv[1])))",
+            "print(json.dumps(_measure(sys.argv[1], sys.argv[2])))",
         ]
     )
     out = subprocess.run(
-        [sys.executable, "-c", script, str(plate.path)],
+        [sys.executable, "-c", script, str(plate.path), mode],
         capture_output=True,
         text=True,
         check=True,

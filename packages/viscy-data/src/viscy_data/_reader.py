@@ -41,6 +41,16 @@ from typing import Any, Literal
 
 import numpy as np
 
+from viscy_data._blosc_partial import (
+    BloscCodec,
+    Unsupported,
+    block_cache,
+    blosc_codec,
+    decode_blocks,
+    getitem_function,
+    row_ranges,
+)
+
 _logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE_BYTES = 512 * 1024**2
@@ -175,15 +185,19 @@ class _ArrayInfo:
     file_chunks: tuple[int, ...] = ()  # shape of the data in one file (chunk, or shard)
     key_prefix: str = ""  # "c/" for zarr v3 default chunk keys
     key_separator: str = "."
+    blosc: BloscCodec | None = None  # set when chunks are plain blosc (partial decoding)
 
     def chunk_file(self, index: Sequence[int]) -> str:
         """Path of the file holding chunk (or shard) grid ``index`` (T, C, Z, Y, X)."""
         key = self.key_separator.join(str(int(i)) for i in index)
-        return str(Path(self.path) / f"{self.key_prefix}{key}")
+        return f"{self.path}{os.sep}{self.key_prefix}{key}"
 
 
-def _file_layout(array_path: Path, zarr_format: int) -> tuple[tuple[int, ...], str, str]:
-    """``(file chunk shape, key prefix, separator)`` from an array's zarr metadata."""
+def _file_layout(
+    array_path: Path, zarr_format: int
+) -> tuple[tuple[int, ...], str, str, BloscCodec | None]:
+    """``(file chunk shape, key prefix, separator, blosc codec)`` from an array's zarr
+    metadata (the codec is None unless its chunks are plain blosc, see ``_blosc_partial``)."""
     import json
 
     if zarr_format == 3:
@@ -191,11 +205,12 @@ def _file_layout(array_path: Path, zarr_format: int) -> tuple[tuple[int, ...], s
         shape = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
         encoding = meta.get("chunk_key_encoding", {})
         separator = encoding.get("configuration", {}).get("separator")
+        codec = blosc_codec(meta, 3)
         if encoding.get("name", "default") == "v2":
-            return shape, "", separator or "."
-        return shape, "c" + (separator or "/"), separator or "/"
+            return shape, "", separator or ".", codec
+        return shape, "c" + (separator or "/"), separator or "/", codec
     meta = json.loads((array_path / ".zarray").read_text())
-    return tuple(meta["chunks"]), "", meta.get("dimension_separator") or "."
+    return tuple(meta["chunks"]), "", meta.get("dimension_separator") or ".", blosc_codec(meta, 2)
 
 
 def _open_ome_zarr(store_path: Path) -> Any:
@@ -232,6 +247,11 @@ class PatchReader:
     array handles, the thread pool and the tensorstore context do not and are reopened on
     first use in each process.
     """
+
+    # How boxes of arrays with plain blosc chunks are read: "auto" decodes only the blosc
+    # blocks a read needs (kept in a per-process block cache of `cache_bytes`), "never"
+    # leaves every read to the array library and its chunk cache (benchmarks compare both).
+    _partial_decode: Literal["auto", "never"] = "auto"
 
     def __init__(
         self,
@@ -300,7 +320,7 @@ class PatchReader:
                 try:
                     layout = _file_layout(path, zarr_format)
                 except (OSError, KeyError, ValueError):
-                    layout = (tuple(int(c) for c in arr.chunks), "", ".")
+                    layout = (tuple(int(c) for c in arr.chunks), "", ".", None)
                 self._infos[name] = _ArrayInfo(
                     path=str(path),
                     shape=tuple(int(s) for s in arr.shape),
@@ -309,6 +329,7 @@ class PatchReader:
                     file_chunks=tuple(int(c) for c in layout[0]),
                     key_prefix=layout[1],
                     key_separator=layout[2],
+                    blosc=layout[3],
                 )
         finally:
             node.close()
@@ -495,6 +516,104 @@ class PatchReader:
         except Exception as err:
             raise self._read_error(box, err) from err
 
+    # ---------------------------------------------------------------- partial decoding
+
+    def _chunk_pieces(
+        self, box: PatchBox, codec: BloscCodec
+    ) -> list[tuple[str, int, tuple[int, int], range, tuple, tuple, tuple[int, int, int]]]:
+        """The parts of a box in each chunk file: ``(file, output channel, (t, c) in the
+        chunk, z range, y range, x range in the chunk, (z, y, x) offset in the box)``."""
+        info = self._info(box.position)
+        ct, cc, cz, cy, cx = codec.chunk_shape
+        pieces = []
+        for ci, c in enumerate(box.channels):
+            for kz in range(box.z[0] // cz, (box.z[1] - 1) // cz + 1):
+                z0, z1 = max(box.z[0], kz * cz), min(box.z[1], (kz + 1) * cz)
+                for ky in range(box.y[0] // cy, (box.y[1] - 1) // cy + 1):
+                    y0, y1 = max(box.y[0], ky * cy), min(box.y[1], (ky + 1) * cy)
+                    for kx in range(box.x[0] // cx, (box.x[1] - 1) // cx + 1):
+                        x0, x1 = max(box.x[0], kx * cx), min(box.x[1], (kx + 1) * cx)
+                        path = info.chunk_file((box.t // ct, c // cc, kz, ky, kx))
+                        pieces.append(
+                            (
+                                path,
+                                ci,
+                                (box.t % ct, c % cc),
+                                range(z0 - kz * cz, z1 - kz * cz),
+                                (y0 - ky * cy, y1 - ky * cy),
+                                (x0 - kx * cx, x1 - kx * cx),
+                                (z0 - box.z[0], y0 - box.y[0], x0 - box.x[0]),
+                            )
+                        )
+        return pieces
+
+    def _read_partial(
+        self, boxes: Sequence[PatchBox], out: np.ndarray, rows: list[int]
+    ) -> tuple[list[PatchBox], list[int]]:
+        """Read the boxes of arrays with plain blosc chunks by decoding only the blosc blocks
+        they need (see ``_blosc_partial``), into ``out``; return the boxes (and rows) left
+        for the array library (other codecs, and chunks it cannot decode: those also get the
+        library's error naming the file)."""
+        if self._partial_decode == "never" or getitem_function() is None:
+            return list(boxes), rows
+        rest: list[int] = []
+        # per chunk file: its codec, the byte ranges needed and the pieces to copy out
+        chunks: dict[str, tuple[BloscCodec, list, list]] = {}
+        for k, box in enumerate(boxes):
+            codec = self._info(box.position).blosc
+            if codec is None:
+                rest.append(k)
+                continue
+            for path, ci, lead, z, y, x, offset in self._chunk_pieces(box, codec):
+                entry = chunks.setdefault(path, (codec, [], []))
+                entry[1].append(row_ranges(codec.chunk_shape, codec.dtype.itemsize, lead, z, y, x))
+                entry[2].append((k, ci, lead, z, y, x, offset))
+        if not chunks:
+            return list(boxes), rows
+        cache = block_cache(self.cache_bytes)
+        failed: set[int] = set()
+
+        def decode(path: str) -> None:
+            codec, ranges, pieces = chunks[path]
+            blocks = cache.blocks(path, codec.nbytes)
+            try:
+                if blocks is None:
+                    data = decode_blocks(path, codec.nbytes, np.concatenate(ranges))
+                else:
+                    with blocks.lock:
+                        data = decode_blocks(path, codec.nbytes, np.concatenate(ranges), blocks)
+                    cache.account(path, blocks)
+            except (Unsupported, OSError, ValueError):
+                failed.update(p[0] for p in pieces)
+                return
+            if data is None and codec.fill_value is None:
+                failed.update(p[0] for p in pieces)
+                return
+            chunk = None if data is None else data[: codec.nbytes].view(codec.dtype)
+            if chunk is not None:
+                chunk = chunk.reshape(codec.chunk_shape)
+            for k, ci, lead, z, y, x, (oz, oy, ox) in pieces:
+                target = out[
+                    rows[k], ci, oz : oz + len(z), oy : oy + y[1] - y[0], ox : ox + x[1] - x[0]
+                ]
+                if chunk is None:
+                    target[...] = codec.fill_value
+                else:
+                    target[...] = chunk[(*lead, slice(z.start, z.stop), slice(*y), slice(*x))]
+
+        jobs = list(chunks)
+        if len(jobs) > 1 and (os.cpu_count() or 1) > 1:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="patch-reader"
+                )
+            list(self._executor.map(decode, jobs))
+        else:
+            for path in jobs:
+                decode(path)
+        rest = sorted(set(rest) | failed)
+        return [boxes[k] for k in rest], [rows[k] for k in rest]
+
     def read_patches(self, boxes: Sequence[PatchBox], out: np.ndarray | None = None) -> np.ndarray:
         """Read many boxes in one batched call.
 
@@ -564,6 +683,9 @@ class PatchReader:
         """Read ``boxes[k]`` into ``out[rows[k]]`` (``out[k]`` when ``rows`` is None)."""
         if rows is None:
             rows = list(range(len(boxes)))
+        boxes, rows = self._read_partial(boxes, out, rows)
+        if not boxes:
+            return
         if self.backend == "tensorstore":
             import tensorstore as ts
 
