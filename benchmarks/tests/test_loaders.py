@@ -109,5 +109,7 @@ def test_layout(workdir):
     assert set(result["results"]) == {"triplet"}
     for entry in result["results"].values():
         assert _positive(entry["rechunked_over_original"])
+        assert _positive(entry["rechunked_over_original_full_decode"])
+        assert _positive(entry["partial_over_full_decode"])
         assert entry["samples"] == entry["batch_size"]
     json.dumps(result)
