@@ -25,6 +25,7 @@ __all__ = [
     "patch_starts",
     "read_tracks_csv",
     "validate_tracks",
+    "clear_of_border",
     "window_inside",
 ]
 
@@ -274,6 +275,17 @@ def patch_starts(centers: np.ndarray, size: int, extent: np.ndarray | int) -> np
     """
     starts = np.asarray(centers, dtype=np.int64) - size // 2
     return np.clip(starts, 0, np.asarray(extent, dtype=np.int64) - size)
+
+
+def clear_of_border(centers: np.ndarray, size: int, extent: np.ndarray | int) -> np.ndarray:
+    """Whether each center lies strictly inside ``(size // 2, extent - size // 2)``.
+
+    The border rule of the 0.1.0 triplet datasets: a cell is kept when its center is more
+    than half a patch from both edges (a window touching the edge is dropped too).
+    """
+    centers = np.asarray(centers)
+    half = size // 2
+    return (centers > half) & (centers < np.asarray(extent, dtype=np.int64) - half)
 
 
 def window_inside(centers: np.ndarray, size: int, extent: np.ndarray | int) -> np.ndarray:

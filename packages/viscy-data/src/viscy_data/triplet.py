@@ -28,11 +28,11 @@ from viscy_data._reader import PatchBox, PatchReader
 from viscy_data._tracks import (
     TrackIndex,
     batch_rng,
+    clear_of_border,
     find_tracks_csv,
     patch_starts,
     read_tracks_csv,
     validate_tracks,
-    window_inside,
 )
 from viscy_data._triplet_base import TripletDataModuleBase, split_items
 from viscy_data._typing import ULTRACK_INDEX_COLUMNS
@@ -84,8 +84,9 @@ class TripletDataset(Dataset):
     reader : PatchReader, optional
         Reader of the plate; opened on the positions' store when not given.
     exclude_border_cells : bool
-        Drop cells whose patch would cross the image border. By default they are kept and
-        their read window is shifted inward.
+        Drop cells (anchors and positive candidates) whose center is within half a patch
+        of the Y/X border, inclusive (0.1.0's rule, the default; Z is not checked). With
+        ``False`` they are kept and their read window is shifted inward.
     seed : int
         Seed of all sampling randomness (positive daughter choice, negatives).
     norm_metas : list[dict or None], optional
@@ -108,7 +109,7 @@ class TripletDataset(Dataset):
         return_negative: bool = True,
         *,
         reader: PatchReader | None = None,
-        exclude_border_cells: bool = False,
+        exclude_border_cells: bool = True,
         seed: int = 0,
         norm_metas: list[dict | None] | None = None,
     ) -> None:
@@ -240,9 +241,9 @@ class TripletDataset(Dataset):
         if exclude_border_cells:
             extents = np.array([s[3:] for s in shapes], dtype=np.int64)
             fov = tracks["fov_index"].to_numpy()
-            inside = window_inside(
+            inside = clear_of_border(
                 tracks["y"].to_numpy(), self.yx_patch_size[0], extents[fov, 0]
-            ) & window_inside(tracks["x"].to_numpy(), self.yx_patch_size[1], extents[fov, 1])
+            ) & clear_of_border(tracks["x"].to_numpy(), self.yx_patch_size[1], extents[fov, 1])
             tracks = tracks[inside]
         return tracks.reset_index(drop=True)
 
@@ -384,7 +385,8 @@ class TripletDataModule(TripletDataModuleBase):
         Decoded-chunk cache of the reader, in bytes (``None``: the reader's default, ``0``
         disables it).
     exclude_border_cells : bool
-        Drop cells whose patch crosses the image border instead of shifting the window.
+        Drop cells within half a patch of the Y/X border (default, as in 0.1.0); ``False``
+        keeps them and shifts their read window inward.
     seed : int
         Seed of the FOV split, the loader shuffling and the triplet sampling.
     """
@@ -417,7 +419,7 @@ class TripletDataModule(TripletDataModuleBase):
         pin_memory: bool = False,
         z_window_size: int | None = None,
         cache_pool_bytes: int | None = None,
-        exclude_border_cells: bool = False,
+        exclude_border_cells: bool = True,
         seed: int = 0,
     ) -> None:
         z_range = (int(z_range[0]), int(z_range[1]))
