@@ -217,6 +217,9 @@ def _data(config: DemoConfig, out: Path, fit: bool, train_fovs, held_out_fovs, c
         "batch_size": config.batch_size if fit else 128,
         "num_workers": config.num_workers,
         "seed": config.seed,
+        # the synthetic cells lie anywhere, near the border too: keep them all (0.1.0's
+        # default drops cells within half a patch of the border)
+        "exclude_border_cells": False,
         **_transforms(keys, augment=fit, config=config),
     }
     if fit:
