@@ -81,6 +81,8 @@ def run_section(
     """Oracle pass, then our pass, for one section; returns its rows."""
     section_file = str(SECTIONS / f"{name}.py")
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    # COMPAT_ONLY set in the environment filters the cases as --only does: never cache it
+    only = only or env.get("COMPAT_ONLY") or None
     if only:
         env["COMPAT_ONLY"] = only
     oracle_out = workdir / f"{name}.oracle.pt"

@@ -13,7 +13,7 @@ from lightning.pytorch import LightningModule, Trainer
 pytest.importorskip("pycocotools")
 tifffile = pytest.importorskip("tifffile")
 
-from viscy_data.livecell import LiveCellDataModule  # noqa: E402
+from viscy_data.livecell import LiveCellDataModule, LiveCellTestDataset  # noqa: E402
 
 H, W = 24, 32
 
@@ -92,7 +92,9 @@ class TinyModule(LightningModule):
         assert batch["source"].ndim == 5
 
     def test_step(self, batch, batch_idx):
-        self.test_foreground.append(float(batch["target"].mean()))
+        masks = batch["detections"]["masks"]
+        assert masks.dtype == torch.bool and masks.shape[:1] == batch["source"].shape[:1]
+        self.test_foreground.append(float(masks.any(dim=1).float().mean()))
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.01)
@@ -120,12 +122,34 @@ def test_test_split_rasterizes_annotations(livecell_root):
     dm = make_module(livecell_root)
     dm.setup("test")
     sample = dm.test_dataset[0]
-    labels = sample["labels"][0, 0].numpy()
-    assert sorted(np.unique(labels)) == [0, 1, 2]
-    assert 30 <= (labels == 1).sum() <= 49  # a 6x6 square, give or take the polygon rule
-    assert labels[4, 4] == 1
-    assert labels[12, 16] == 2
-    np.testing.assert_array_equal(sample["target"][0, 0].numpy(), (labels > 0).astype(np.float32))
+    assert set(sample) == {"source", "file_name", "detections"}  # the 0.1.0 test sample
+    detections = sample["detections"]
+    masks = detections["masks"].numpy()
+    assert masks.dtype == bool and masks.shape == (2, H, W)
+    assert 30 <= masks[0].sum() <= 49  # a 6x6 square, give or take the polygon rule
+    assert masks[0][4, 4] and masks[1][12, 16] and not masks[0][12, 16]
+    assert detections["labels"].dtype == torch.uint8
+    assert detections["labels"].tolist() == [0, 0]
+    boxes = detections["boxes"]
+    assert boxes.dtype == torch.float32 and boxes.shape == (2, 4)
+    for box, mask in zip(boxes.tolist(), masks, strict=True):  # x0, y0, x1, y1 around the mask
+        ys, xs = np.nonzero(mask)
+        assert box[0] <= xs.min() and xs.max() < box[2]
+        assert box[1] <= ys.min() and ys.max() < box[3]
+    with_target = LiveCellTestDataset(
+        livecell_root / "images", None, dm.test_annotations, load_target=True
+    )[0]
+    assert set(with_target) == {"source", "file_name", "target"}
+    np.testing.assert_array_equal(with_target["target"].numpy(), with_target["source"].numpy())
+
+
+def test_test_loader_stacks_detections(livecell_root):
+    dm = make_module(livecell_root)
+    dm.setup("test")
+    batch = next(iter(dm.test_dataloader()))
+    assert batch["detections"]["boxes"].shape[0] == batch["source"].shape[0]
+    assert batch["detections"]["masks"].shape[-2:] == (H, W)
+    assert isinstance(batch["file_name"], list) and isinstance(batch["file_name"][0], str)
 
 
 def test_fit_and_test_with_trainer(livecell_root):

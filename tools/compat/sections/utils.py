@@ -92,8 +92,7 @@ CASES = [
     _case("mp_wrapper", "mp_wrapper", ["viscy_utils.mp_utils.mp_wrapper"]),
     _case("to_numpy/detach_sample/render_images", "images", ["viscy_utils.tensor_utils.to_numpy",
           "viscy_utils.log_images.detach_sample", "viscy_utils.log_images.render_images"],
-          open="per-channel 2-D arrays and min/max colormapped grid in 0.1.0; open in "
-          "COMPATIBILITY.md"),
+          fixed="(C, Y, X) arrays, 1st-99th percentile gray grid"),
     _case("configure_adamw_scheduler", "adamw",
           ["viscy_utils.optimizers.configure_adamw_scheduler"]),
     # ---- callbacks from YAML (trainer.callbacks entries of 0.1.0 configs)

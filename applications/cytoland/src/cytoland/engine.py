@@ -321,17 +321,17 @@ class VSUNet(LightningModule):
             return
         if self.current_epoch % self.log_images_every_n_epochs:
             return
-        from viscy_utils.log_images import detach_sample
+        from viscy_utils.log_images import detach_stacks
 
-        self._image_rows.extend(detach_sample(images, self.log_samples_per_batch))
+        self._image_rows.extend(detach_stacks(images, self.log_samples_per_batch))
 
     def on_validation_epoch_end(self) -> None:
         rows, self._image_rows = self._image_rows, []
         if not rows:
             return
-        from viscy_utils.log_images import render_images
+        from viscy_utils.log_images import render_stack_grid
 
-        grid = render_images(rows)
+        grid = render_stack_grid(rows)
         for logger in self.loggers:
             experiment = getattr(logger, "experiment", None)
             if hasattr(experiment, "add_image"):

@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from viscy_data._cache import VolumeCache, _as_cache, make_caches
 from viscy_data._imports import optional_import
-from viscy_data._utils import collate_samples
 from viscy_data.gpu_aug import GPUTransformDataModule
 from viscy_data.transfer import StoredTransforms, compose
 
@@ -124,10 +123,11 @@ class LiveCellDataset(Dataset):
 class LiveCellTestDataset(Dataset):
     """LIVECell test images with their annotations.
 
-    Items hold ``"source"`` (1, 1, Y, X) float32 and ``"file_name"``; with ``load_target`` a
-    foreground mask ``"target"`` (1, 1, Y, X) float32; with ``load_labels`` an instance label
-    image ``"labels"`` (1, 1, Y, X) int32 (0 is background, instances numbered from 1 in
-    annotation order; later instances win where they overlap).
+    Items hold ``"source"`` (1, 1, Y, X) float32 and ``"file_name"``; with ``load_target``
+    ``"target"``, a copy of ``"source"`` (as in 0.1.0); with ``load_labels`` the annotations
+    as ``"detections"``: ``"boxes"`` (N, 4) float32 ``x0, y0, x1, y1`` pixels (from the COCO
+    ``[x, y, width, height]``), ``"labels"`` (N,) uint8 (0: one class) and ``"masks"``
+    (N, Y, X) bool, one per instance in annotation order (the 0.1.0 layout).
 
     Parameters
     ----------
@@ -138,9 +138,9 @@ class LiveCellTestDataset(Dataset):
     annotations : Path
         COCO annotation file.
     load_target : bool
-        Add the foreground mask.
+        Add ``"target"`` (a copy of the image).
     load_labels : bool
-        Add the instance label image.
+        Add ``"detections"`` (boxes, labels, masks).
     """
 
     def __init__(
@@ -162,22 +162,28 @@ class LiveCellTestDataset(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def _instance_labels(self, image_id: int, shape: tuple[int, int]) -> np.ndarray:
-        labels = np.zeros(shape, dtype=np.int32)
+    def _detections(self, image_id: int, shape: tuple[int, int]) -> dict[str, torch.Tensor]:
         annotations = self.coco.loadAnns(self.coco.getAnnIds(imgIds=[image_id]))
-        for number, annotation in enumerate(annotations, start=1):
-            labels[self.coco.annToMask(annotation).astype(bool)] = number
-        return labels
+        masks = np.zeros((len(annotations), *shape), dtype=bool)
+        boxes = np.zeros((len(annotations), 4), dtype=np.float32)
+        for i, annotation in enumerate(annotations):
+            masks[i] = self.coco.annToMask(annotation).astype(bool)
+            x, y, width, height = annotation["bbox"]
+            boxes[i] = (x, y, x + width, y + height)
+        return {
+            "boxes": torch.from_numpy(boxes),
+            "labels": torch.zeros(len(annotations), dtype=torch.uint8),
+            "masks": torch.from_numpy(masks),
+        }
 
     def __getitem__(self, index: int) -> dict:
         image = _read_image(self.images[index])
-        sample: dict[str, Any] = {"source": _to_czyx(image), "file_name": self.images[index].name}
-        if self.load_target or self.load_labels:
-            labels = self._instance_labels(self.image_ids[index], image.shape)
-            if self.load_target:
-                sample["target"] = _to_czyx(labels > 0)
-            if self.load_labels:
-                sample["labels"] = torch.from_numpy(labels)[None, None]
+        source = _to_czyx(image)
+        sample: dict[str, Any] = {"source": source, "file_name": self.images[index].name}
+        if self.load_target:
+            sample["target"] = source.clone()
+        if self.load_labels:
+            sample["detections"] = self._detections(self.image_ids[index], image.shape)
         return self.transform(sample) if self.transform is not None else sample
 
 
@@ -279,7 +285,6 @@ class LiveCellDataModule(StoredTransforms, GPUTransformDataModule):
                 self.test_images,
                 self.test_transforms,
                 self.test_annotations,
-                load_target=True,
                 load_labels=True,
             )
         else:
@@ -292,6 +297,6 @@ class LiveCellDataModule(StoredTransforms, GPUTransformDataModule):
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
-            collate_fn=collate_samples,
+            collate_fn=default_collate,  # detections stack per key, as in 0.1.0
             multiprocessing_context=self.multiprocessing_context if self.num_workers else None,
         )

@@ -42,6 +42,8 @@ _EXPORTS: dict[str, str] = {
     "configure_adamw_scheduler": "optimizers",
     "detach_sample": "log_images",
     "render_images": "log_images",
+    "detach_stacks": "log_images",
+    "render_stack_grid": "log_images",
     "get_val_stats": "mp_utils",
     "mp_wrapper": "mp_utils",
     "hist_clipping": "normalize",

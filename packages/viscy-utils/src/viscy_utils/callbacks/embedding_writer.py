@@ -14,6 +14,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from viscy_data import ULTRACK_INDEX_COLUMNS
 from viscy_utils._imports import optional_import
 from viscy_utils.callbacks._atomic import remove_path, replace_path, temporary_sibling
 
@@ -58,18 +59,9 @@ def index_to_dataframe(index: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-#: Index columns of an embedding dataset, in the order they form its ``sample`` index.
-INDEX_COLUMNS: list[str] = [
-    "fov_name",
-    "track_id",
-    "t",
-    "id",
-    "parent_track_id",
-    "parent_id",
-    "z",
-    "y",
-    "x",
-]
+#: Index columns of an embedding dataset, in the order they form its ``sample`` index
+#: (the cell-identifying columns of a tracks table).
+INDEX_COLUMNS: list[str] = list(ULTRACK_INDEX_COLUMNS)
 
 # 0.1.0 reports legacy datasets on Lightning's logger
 _lightning_logger = logging.getLogger("lightning.pytorch")

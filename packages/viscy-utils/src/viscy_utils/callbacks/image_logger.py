@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from viscy_utils.log_images import detach_sample, render_images
+from viscy_utils.log_images import detach_stacks, render_stack_grid
 
 
 class ImageGridLogger(Callback):
@@ -81,12 +81,12 @@ class ImageGridLogger(Callback):
             with torch.no_grad():
                 out = pl_module(batch[self.keys[0]])
             images.append(out[0] if isinstance(out, tuple | list) else out)
-        self._rows.setdefault(stage, []).extend(detach_sample(images, self.samples_per_batch))
+        self._rows.setdefault(stage, []).extend(detach_stacks(images, self.samples_per_batch))
 
     def render(self, stage: str) -> np.ndarray | None:
         """The grid collected so far for ``stage`` as ``(H, W, 3)`` uint8, or None."""
         rows = self._rows.get(stage)
-        return render_images(rows, self.cmaps) if rows else None
+        return render_stack_grid(rows, self.cmaps) if rows else None
 
     def _flush(self, stage: str, trainer: Trainer) -> None:
         grid = self.render(stage)
