@@ -341,7 +341,11 @@ def test_lineage_following_positive_and_border_cells(plate_v05, tmp_path):
     table = pd.DataFrame(rows, columns=["track_id", "t", "parent_track_id", "y", "x"])
     tracks_root = _custom_tracks(plate_v05, tmp_path, {fov: table})
     dm = _datamodule(
-        plate_v05, tracks_root, fit_include_wells=[fov.rsplit("/", 1)[0]], split_ratio=1.0
+        plate_v05,
+        tracks_root,
+        fit_include_wells=[fov.rsplit("/", 1)[0]],
+        split_ratio=1.0,
+        follow_lineage=True,
     )
     dm.setup("fit")
     dataset = dm.train_dataset if fov in dm.train_dataset.fov_names else dm.val_dataset
@@ -356,6 +360,17 @@ def test_lineage_following_positive_and_border_cells(plate_v05, tmp_path):
         rows_ = dataset.sample_rows(batch_indices)
         daughters.add(int(ids[rows_["positive"][0]]))
     assert daughters == {2, 3}
+    # by default (0.1.0) positives stay on the anchor's track: track 1's last frame is no anchor
+    dm_own = _datamodule(
+        plate_v05, tracks_root, fit_include_wells=[fov.rsplit("/", 1)[0]], split_ratio=1.0
+    )
+    dm_own.setup("fit")
+    own = dm_own.train_dataset.index
+    anchor_keys = set(zip(own.tracks["fov_name"].to_numpy()[own.anchors].tolist(),
+                          own.tracks["track_id"].to_numpy()[own.anchors].tolist(),
+                          own.t[own.anchors].tolist(), strict=True))  # fmt: skip
+    assert (fov, 1, 0) in anchor_keys and (fov, 1, 1) not in anchor_keys
+    assert len(own) == len(index) - 1
     # the corner cell keeps a full patch, shifted inward, and reads the right pixels
     corner = np.flatnonzero(in_fov & (ids == 4))[0]
     assert (dataset._y0[corner], dataset._x0[corner]) == (0, 128 - 48)

@@ -226,6 +226,7 @@ def _data(config: DemoConfig, out: Path, fit: bool, train_fovs, held_out_fovs, c
         init.update(
             split_ratio=0.8,
             time_interval=1,
+            follow_lineage=True,  # a dividing cell's last frame pairs with a daughter
             return_negative=False,  # NT-Xent: the other cells of the batch are negatives
             fit_exclude_fovs=list(held_out_fovs),
         )
