@@ -113,8 +113,9 @@ def test_without_lineage_a_dividing_track_ends_its_anchors():
     keys = list(zip(tracks["track_id"], tracks["t"], strict=True))
     assert {keys[r] for r in index.anchors} == {(1, 0), (1, 1), (1, 2), (2, 0), (3, 2), (4, 2)}
     positives = index.positives(index.anchors, np.random.default_rng(0))
-    assert [keys[r] for r in positives] == [(k[0], k[1] + 1) for k in map(keys.__getitem__,
-                                                                           index.anchors)]
+    assert [keys[r] for r in positives] == [
+        (k[0], k[1] + 1) for k in map(keys.__getitem__, index.anchors)
+    ]
 
 
 def test_positive_same_track_then_lineage():
