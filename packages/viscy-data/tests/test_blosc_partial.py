@@ -279,3 +279,20 @@ def test_damaged_chunk_still_names_the_file(tmp_path):
     box = PatchBox("A/1/0", 0, (0, 1), (0, 2), (0, 16), (0, 16))
     with pytest.raises(PatchReadError, match=r"FOV 'A/1/0' t=0 channel\(s\).*c/0/1/0/0/0"):
         PatchReader(plate.path).read_patch(box)
+
+
+def _read_in_child(reader: PatchReader, boxes: list[PatchBox]) -> np.ndarray:
+    return reader.read_patches(boxes)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_partial_reads_in_a_forked_child_after_the_parent_read(chunked_plate):
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    reader = PatchReader(chunked_plate.path)
+    boxes = _boxes(reader, 6, seed=4)
+    expected = reader.read_patches(boxes)  # the parent has read (and cached blocks)
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("fork")) as pool:
+        got = pool.submit(_read_in_child, reader, boxes).result(timeout=120)
+    np.testing.assert_array_equal(got, expected)

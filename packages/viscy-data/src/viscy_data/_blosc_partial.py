@@ -468,6 +468,17 @@ _CACHES: dict[tuple[int, int], BlockCache] = {}
 _CACHES_LOCK = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    # a lock held by another thread of the parent at fork time would never be released here
+    global _CACHES_LOCK, _GETITEM_LOCK
+    _CACHES_LOCK = threading.Lock()
+    _GETITEM_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def block_cache(cache_bytes: int) -> BlockCache:
     """The :class:`BlockCache` of this process for ``cache_bytes`` (every reader of a
     process with the same cache size shares it, as they share one tensorstore cache)."""
