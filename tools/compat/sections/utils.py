@@ -24,6 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import _cell_index_probe
+
 _EW = "viscy_utils.callbacks.embedding_writer"
 _CI = "viscy_data.cell_index"
 
@@ -85,6 +87,87 @@ CASES = [
           fixed="CSV/any columns; no schema"),
     _case("read_cell_index foreign parquet", "cell_read_raw", [f"{_CI}.read_cell_index"],
           fixed="kept the file's columns"),
+    # ---- cell index builders (inputs written by _cell_index_probe.py)
+    _case("convert_ops_parquet full", "ops_convert", [f"{_CI}.convert_ops_parquet"],
+          variant="full", fixed="missing"),
+    _case("convert_ops_parquet minimal", "ops_convert", [f"{_CI}.convert_ops_parquet"],
+          variant="minimal", fixed="missing"),
+    _case("convert_ops_parquet stored index", "ops_convert", [f"{_CI}.convert_ops_parquet"],
+          variant="index", deviation="0.1.0 aligns the row numbers on the file's index: a "
+          "Parquet with a stored non-default index gets null cell_ids and fails validation; "
+          "ours numbers rows by position"),
+    _case("convert_ops_parquet no bbox", "ops_convert", [f"{_CI}.convert_ops_parquet"],
+          variant="no bbox", fixed="missing"),
+    _case("convert_ops_parquet bad bbox", "ops_convert", [f"{_CI}.convert_ops_parquet"],
+          variant="bad bbox", fixed="missing"),
+    _case("convert_ops_parquet empty", "ops_convert", [f"{_CI}.convert_ops_parquet"],
+          variant="empty", deviation="0.1.0 raises IndexError on an empty Parquet; ours "
+          "writes an empty index"),
+    _case("build_ops_cell_index", "ops_build", [f"{_CI}.build_ops_cell_index"],
+          variant="full", kw={"perturbation_map": {"inf": ["C/10"], "x": ["C/10", "A/1"]}},
+          fixed="missing"),
+    _case("build_ops_cell_index wells order", "ops_build", [f"{_CI}.build_ops_cell_index"],
+          variant="full", kw={"wells": ["C/10", "A/1"], "reporter_column": None,
+                              "sgRNA_column": None, "min_bbox_size": 0}, fixed="missing"),
+    _case("build_ops_cell_index no channel", "ops_build", [f"{_CI}.build_ops_cell_index"],
+          variant="no channel", fixed="missing"),
+    _case("build_ops_cell_index no bbox", "ops_build", [f"{_CI}.build_ops_cell_index"],
+          variant="no bbox", fixed="missing"),
+    _case("build_ops_cell_index all filtered", "ops_build", [f"{_CI}.build_ops_cell_index"],
+          variant="full", kw={"min_bbox_size": 11}, fixed="missing"),
+    _case("build_ops_cell_index no label files", "ops_build", [f"{_CI}.build_ops_cell_index"],
+          variant="full", kw={"wells": ["A/1"], "gene_column": "gene"}, fixed="missing"),
+    _case("build_ops_cell_index no segmentation id", "ops_build",
+          [f"{_CI}.build_ops_cell_index"], variant="no segmentation id", fixed="missing"),
+    _case("build_ops_cell_index duplicate", "ops_build", [f"{_CI}.build_ops_cell_index"],
+          variant="duplicate", fixed="missing"),
+    _case("build_ops_cell_index missing store", "ops_build", [f"{_CI}.build_ops_cell_index"],
+          variant="missing store", fixed="missing"),
+    _case("build_ops_cell_index well not in plate", "ops_build",
+          [f"{_CI}.build_ops_cell_index"], variant="full", kw={"wells": ["Z/9"]},
+          deviation="0.1.0 skips it (no label file) or indexes cells of a FOV that does not "
+          "exist; ours raises ValueError naming the well"),
+    _case("build_timelapse_cell_index", "timelapse", [f"{_CI}.build_timelapse_cell_index"],
+          variant="full", fixed="missing"),
+    _case("build_timelapse_cell_index filters", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="full",
+          kw={"include_wells": ["A/1"], "exclude_fovs": ["A/1/1"], "num_workers": 2},
+          fixed="missing"),
+    _case("build_timelapse_cell_index channel_names only", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="channel_names only", fixed="missing"),
+    _case("build_timelapse_cell_index two experiments", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="two experiments", fixed="missing"),
+    _case("build_timelapse_cell_index datasets_root", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="datasets_root", fixed="missing"),
+    _case("build_timelapse_cell_index no experiments", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="no experiments", fixed="missing"),
+    _case("build_timelapse_cell_index missing tracks", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="missing tracks", fixed="missing"),
+    _case("build_timelapse_cell_index two tracks files", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="two tracks files", fixed="missing"),
+    _case("build_timelapse_cell_index duplicate names", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="duplicate names",
+          deviation="ValueError; 0.1.0 raises pydantic's ValidationError (a ValueError)"),
+    _case("build_timelapse_cell_index empty perturbation_wells", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="empty perturbation_wells",
+          deviation="ValueError; 0.1.0 raises pydantic's ValidationError (a ValueError)"),
+    _case("build_timelapse_cell_index no name", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="no name",
+          deviation="ValueError; 0.1.0 raises pydantic's ValidationError (a ValueError)"),
+    _case("build_timelapse_cell_index channel not in plate", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="channel not in plate",
+          deviation="0.1.0 indexes a channel the plate lacks; ours raises ValueError"),
+    _case("preprocess_cell_index", "preprocess", [f"{_CI}.preprocess_cell_index"],
+          variant="full", fixed="missing"),
+    _case("preprocess_cell_index focus_channel", "preprocess", [f"{_CI}.preprocess_cell_index"],
+          variant="full", kw={"focus_channel": "GFP"}, fixed="missing"),
+    _case("preprocess_cell_index in place", "preprocess", [f"{_CI}.preprocess_cell_index"],
+          variant="in place", fixed="missing"),
+    _case("preprocess_cell_index no normalization", "preprocess",
+          [f"{_CI}.preprocess_cell_index"], variant="no normalization", fixed="missing"),
+    _case("preprocess_cell_index two wells", "preprocess", [f"{_CI}.preprocess_cell_index"],
+          variant="two wells", deviation="0.1.0 looks FOVs up by name alone: every well's "
+          "FOV '0' gets the first well's statistics; ours reads each FOV's own"),
     # ---- helpers
     _case("normalize helpers", "normalize", ["viscy_utils.normalize.zscore",
           "viscy_utils.normalize.unzscore", "viscy_utils.normalize.hist_clipping"]),
@@ -288,6 +371,8 @@ def probe(case):
     warnings.simplefilter("ignore")
     kind = case["kind"]
     tmp = Path(tempfile.mkdtemp(prefix="compat-utils-"))
+    if kind in _cell_index_probe.KINDS:
+        return _cell_index_probe.probe(case, tmp)
     if kind in ("write", "write_exists"):
         from viscy_utils.callbacks.embedding_writer import write_embedding_dataset
 
