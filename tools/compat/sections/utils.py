@@ -168,6 +168,8 @@ CASES = [
     _case("preprocess_cell_index two wells", "preprocess", [f"{_CI}.preprocess_cell_index"],
           variant="two wells", deviation="0.1.0 looks FOVs up by name alone: every well's "
           "FOV '0' gets the first well's statistics; ours reads each FOV's own"),
+    _case("CellIndex keys and types", "typed_dict", ["viscy_data._typing.CellIndex"],
+          cls="viscy_data._typing.CellIndex", fixed="z was int; values not sequences"),
     # ---- helpers
     _case("normalize helpers", "normalize", ["viscy_utils.normalize.zscore",
           "viscy_utils.normalize.unzscore", "viscy_utils.normalize.hist_clipping"]),
@@ -327,6 +329,20 @@ def _cell_table(n=4):
     )
 
 
+def _annotation(tp) -> str:
+    """A type as text, the same for ``typing.Union[int, typing.Sequence[int]]`` and
+    ``int | collections.abc.Sequence[int]``."""
+    import typing
+
+    args = typing.get_args(tp)
+    origin = typing.get_origin(tp)
+    if origin is None:
+        return getattr(tp, "__name__", repr(tp))
+    if not hasattr(origin, "__name__") or origin.__name__ in ("Union", "UnionType"):
+        return " | ".join(_annotation(a) for a in args)
+    return f"{origin.__name__}[{', '.join(_annotation(a) for a in args)}]"
+
+
 def _isna(value) -> bool:
     import pandas as pd
 
@@ -373,6 +389,15 @@ def probe(case):
     tmp = Path(tempfile.mkdtemp(prefix="compat-utils-"))
     if kind in _cell_index_probe.KINDS:
         return _cell_index_probe.probe(case, tmp)
+    if kind == "typed_dict":
+        from _common import resolve
+
+        cls = resolve(case["cls"])
+        return {
+            "annotations": {k: _annotation(v) for k, v in cls.__annotations__.items()},
+            "required": sorted(cls.__required_keys__),
+            "optional": sorted(cls.__optional_keys__),
+        }
     if kind in ("write", "write_exists"):
         from viscy_utils.callbacks.embedding_writer import write_embedding_dataset
 

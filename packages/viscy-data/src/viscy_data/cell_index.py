@@ -250,10 +250,21 @@ def _with_schema_columns(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([df, nulls], axis=1)
 
 
-def _empty_index() -> pd.DataFrame:
+def _write_frames(
+    frames: list[pd.DataFrame], output_path: str | Path, keep_empty: bool = False
+) -> pd.DataFrame:
+    """Concatenate a builder's tables, add the schema columns, write. Without tables (or,
+    unless ``keep_empty``, without rows) the result has the schema's columns only."""
     import pandas as pd
 
-    return pd.DataFrame({name: pd.Series([], dtype=object) for name in CELL_INDEX_COLUMN_TYPES})
+    if not keep_empty:
+        frames = [f for f in frames if len(f)]
+    if frames:
+        out = _with_schema_columns(pd.concat(frames, ignore_index=True))
+    else:
+        out = pd.DataFrame({name: pd.Series([], dtype=object) for name in CELL_INDEX_COLUMN_TYPES})
+    write_cell_index(out, output_path)
+    return out
 
 
 def _parse_bboxes(values, column: str, source: str):
@@ -560,12 +571,7 @@ def build_ops_cell_index(
             }
             own = labels.drop(columns=[c for c in built if c in labels.columns])
             frames.append(pd.concat([own, pd.DataFrame(built, index=own.index)], axis=1))
-    if not frames:
-        out = _empty_index()
-    else:
-        out = _with_schema_columns(pd.concat(frames, ignore_index=True))
-    write_cell_index(out, output_path)
-    return out
+    return _write_frames(frames, output_path, keep_empty=True)
 
 
 def _lineage_ids(tracks: pd.DataFrame, prefix: str) -> list[str]:
@@ -689,7 +695,6 @@ def build_timelapse_cell_index(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    import pandas as pd
     from iohub.ngff import open_ome_zarr
     from tqdm.auto import tqdm
 
@@ -718,13 +723,7 @@ def build_timelapse_cell_index(
                 frames += list(
                     tqdm(results, total=len(jobs), desc=exp.name, unit="fov", leave=False)
                 )
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        out = _empty_index()
-    else:
-        out = _with_schema_columns(pd.concat(frames, ignore_index=True))
-    write_cell_index(out, output_path)
-    return out
+    return _write_frames(frames, output_path)
 
 
 _NORM_COLUMNS = {
