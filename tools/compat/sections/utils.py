@@ -169,6 +169,14 @@ CASES = [
           "FOV '0' gets the first well's statistics; ours reads each FOV's own"),
     _case("CellIndex keys and types", "typed_dict", ["viscy_data._typing.CellIndex"],
           cls="viscy_data._typing.CellIndex", fixed="z was int; values not sequences"),
+    # ---- load_annotation_anndata (variants: _ANNOTATIONS)
+    *[_case(f"load_annotation_anndata {v}", "annotation",
+            ["viscy_utils.evaluation.annotation.load_annotation_anndata"], anndata=True,
+            variant=v, fixed="returned the Series; matched by id and t, or by position; "
+            "unmapped categories became NaN") for v in (
+            "tracks", "leading slash categories", "ids", "ids over tracks", "no shared keys",
+            "division frame", "division frame tight", "division frame without position",
+            "string labels", "missing column")],
     # ---- helpers
     _case("normalize helpers", "normalize", ["viscy_utils.normalize.zscore",
           "viscy_utils.normalize.unzscore", "viscy_utils.normalize.hist_clipping"]),
@@ -328,6 +336,68 @@ def _cell_table(n=4):
     )
 
 
+_OBS = {
+    "fov_name": ["A/1/0", "A/1/0", "B/1/0", "B/1/0"],
+    "track_id": [1, 2, 3, 3],
+    "t": [0, 0, 2, 2],
+    "id": [10, 11, 13, 14],
+    "y": [5.0, 9.0, 20.0, 30.0],
+    "x": [5.0, 9.0, 20.0, 30.0],
+}
+_TRACKS = {"fov_name": ["A/1/0", "A/1/0", "B/1/0"], "track_id": [1, 2, 3], "t": [0, 0, 2]}
+_DIVISION = {
+    "fov_name": ["A/1/0", "B/1/0", "B/1/0"],
+    "track_id": [1, 3, 3],
+    "t": [0, 2, 2],
+    "y": [0.0, 21.0, 27.0],
+    "x": [0.0, 23.0, 31.0],
+}
+_ANNOTATIONS = {  # variant -> (annotation columns, keyword arguments)
+    "tracks": ({**_TRACKS, "s": [0, 1, 2]}, {}),
+    "leading slash categories": (
+        {**_TRACKS, "fov_name": ["/A/1/0", "/A/1/0", "/B/1/0"], "s": [0, 1, 2]},
+        {"categories": {0: "uninf", 1: "inf"}},
+    ),
+    "ids": ({"fov_name": ["A/1/0", "A/1/0", "B/1/0"], "id": [10, 11, 13], "s": [0, 1, 2]}, {}),
+    "ids over tracks": ({**_TRACKS, "id": [90, 91, 13], "s": [0, 1, 2]}, {}),
+    "no shared keys": ({"fov_name": ["A/1/0"], "track_id": [1], "s": [0]}, {}),
+    "division frame": ({**_DIVISION, "s": [0, 1, 2]}, {}),
+    "division frame tight": ({**_DIVISION, "s": [0, 1, 2]}, {"spatial_tolerance": 1.0}),
+    "division frame without position": (
+        {k: v for k, v in _DIVISION.items() if k not in ("y", "x")} | {"s": [0, 1, 2]},
+        {},
+    ),
+    "string labels": ({**_TRACKS, "s": ["a", "b", None]}, {}),
+    "missing column": (_TRACKS, {}),
+}
+
+
+def _annotation_probe(case, tmp):
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+
+    from viscy_utils.evaluation.annotation import load_annotation_anndata
+
+    columns, kw = _ANNOTATIONS[case["variant"]]
+    obs = pd.DataFrame(_OBS).set_axis([f"c{i}" for i in range(4)])
+    adata = ad.AnnData(X=np.zeros((4, 2), dtype=np.float32), obs=obs)
+    path = tmp / "annotations.csv"
+    pd.DataFrame(columns).to_csv(path, index=False)
+    try:
+        result = load_annotation_anndata(adata, str(path), "s", **kw)
+    except Exception as exc:
+        return _error(exc)
+    column = adata.obs["s"]
+    return {
+        "returns_adata": result is adata,
+        "dtype": "category" if str(column.dtype) == "category" else "other",
+        "values": [None if _isna(v) else repr(float(v)) if isinstance(v, (int, float))
+                   else str(v) for v in column.tolist()],
+        "obs_columns": list(adata.obs.columns),
+    }  # fmt: skip
+
+
 def _annotation(tp) -> str:
     """A type as text, the same for ``typing.Union[int, typing.Sequence[int]]`` and
     ``int | collections.abc.Sequence[int]``."""
@@ -388,6 +458,8 @@ def probe(case):
     tmp = Path(tempfile.mkdtemp(prefix="compat-utils-"))
     if kind in _cell_index_probe.KINDS:
         return _cell_index_probe.probe(case, tmp)
+    if kind == "annotation":
+        return _annotation_probe(case, tmp)
     if kind == "typed_dict":
         from _common import resolve
 
