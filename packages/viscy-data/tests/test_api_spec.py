@@ -37,13 +37,4 @@ class TestCellIndexModuleAPI(ConformanceTests):
     fixture = Path(__file__).parent / "fixtures" / "api_0.1.0_modules.json"
     spec_file = MODULES_SPEC_FILE
     parser = staticmethod(parse_modules)
-    mismatches = {
-        (check, name): "0.1.0 builder not implemented yet"
-        for check in ("module_path", "top_level", "signature")
-        for name in (
-            "build_ops_cell_index",
-            "build_timelapse_cell_index",
-            "convert_ops_parquet",
-            "preprocess_cell_index",
-        )
-    }
+    mismatches = {}

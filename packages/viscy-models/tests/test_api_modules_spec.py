@@ -38,10 +38,7 @@ class TestViscyModelsModuleSurfaces(ConformanceTests):
     fixture = Path(__file__).parent / "fixtures" / "api_0.1.0_modules.json"
     spec_file = MODULES_SPEC_FILE
     parser = staticmethod(parse_modules)
-    mismatches = {
-        (check, "CellDinoModel"): "viscy_models.foundation.cell_dino is not written yet"
-        for check in ("module_path", "top_level", "signature", "bases", "methods")
-    }
+    mismatches = {}
 
 
 def test_the_fixture_lists_every_module_surface():

@@ -98,8 +98,10 @@ def test_load_annotation_anndata_by_id_and_position(tmp_path):
     pd.DataFrame({"fov_name": ["A/1/0", "B/1/0"], "id": [2, 3], "infection": [1, 0]}).to_csv(
         by_id, index=False
     )
-    load_annotation_anndata(adata, str(by_id), "infection", categories={0: "no", 1: "yes"})
+    out = load_annotation_anndata(adata, str(by_id), "infection", categories={0: "no", 1: "yes"})
+    assert out is adata  # 0.1.0 returns the AnnData, annotated in place
     assert adata.obs["infection"].tolist()[1:] == ["yes", "no"]
+    assert str(adata.obs["infection"].dtype) == "category"
     assert pd.isna(adata.obs["infection"].iloc[0])
     by_pos = tmp_path / "by_pos.csv"
     pd.DataFrame(
@@ -111,6 +113,44 @@ def test_load_annotation_anndata_by_id_and_position(tmp_path):
     assert adata.obs["division"].iloc[0] == "mitosis"
     assert pd.isna(adata.obs["division"].iloc[1])  # no annotation near (50, 50)
     assert pd.isna(adata.obs["division"].iloc[2])  # nearest is 28 px away
+
+
+def test_load_annotation_anndata_tracks_and_division_frames(tmp_path):
+    """0.1.0: without ``id``, cells match on (fov_name, t, track_id); where a key repeats
+    (daughters at a division frame) each cell takes the annotation of its key within
+    ``spatial_tolerance`` (Chebyshev); unmapped category values are kept."""
+    ad = pytest.importorskip("anndata")
+    import pandas as pd
+
+    from viscy_utils.evaluation import load_annotation_anndata
+
+    obs = pd.DataFrame(
+        {"fov_name": ["A/1/0", "A/1/0", "B/1/0", "B/1/0"], "track_id": [1, 2, 3, 3],
+         "t": [0, 0, 2, 2], "y": [5.0, 9.0, 20.0, 30.0], "x": [5.0, 9.0, 20.0, 30.0]}
+    )  # fmt: skip
+    adata = ad.AnnData(X=np.zeros((4, 2), dtype=np.float32), obs=obs.set_axis(list("abcd")))
+    csv = tmp_path / "a.csv"
+    pd.DataFrame(
+        {"fov_name": ["/A/1/0", "A/1/0", "B/1/0"], "track_id": [1, 2, 3], "t": [0, 0, 2],
+         "s": [0, 1, 2]}
+    ).to_csv(csv, index=False)  # fmt: skip
+    load_annotation_anndata(adata, str(csv), "s", categories={0: "no", 1: "yes"})
+    assert adata.obs["s"].tolist() == ["no", "yes", 2, 2]
+    pd.DataFrame(
+        {"fov_name": ["A/1/0", "B/1/0", "B/1/0"], "track_id": [1, 3, 3], "t": [0, 2, 2],
+         "y": [0.0, 21.0, 27.0], "x": [0.0, 23.0, 31.0], "s": [0, 1, 2]}
+    ).to_csv(csv, index=False)  # fmt: skip
+    load_annotation_anndata(adata, str(csv), "s")
+    # (5, 5) is 5 px from (0, 0): every cell is matched by position once keys repeat
+    assert pd.isna(adata.obs["s"].iloc[0]) and adata.obs["s"].tolist()[2:] == [1, 2]
+    load_annotation_anndata(adata, str(csv), "s", spatial_tolerance=1.0)
+    assert adata.obs["s"].isna().all()
+    pd.read_csv(csv).drop(columns=["y", "x"]).to_csv(csv, index=False)
+    del adata.obs["y"]
+    with pytest.raises(ValueError, match="cannot be told apart"):
+        load_annotation_anndata(adata, str(csv), "s")
+    with pytest.raises(KeyError, match="nope"):
+        load_annotation_anndata(adata, str(csv), "nope")
 
 
 def test_missing_extra_names_the_extra():

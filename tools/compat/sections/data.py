@@ -68,6 +68,9 @@ CASES = (
         _case("SlidingWindowDataset items", "sliding",
               ["viscy_data.SlidingWindowDataset", "viscy_data.ChannelMap"],
               dtype_deviation=True, meta_deviation=True),
+        _case("MaskTestDataset cellpose PNG masks", "mask_test",
+              ["viscy_data.sliding_window.MaskTestDataset"],
+              dtype_deviation=True, meta_deviation=True),
         # ---- triplet family
         # batch_size 2: 0.1.0's random FOV split can leave 3 training anchors (no full batch of 5)
         _case("TripletDataModule fit batch structure", "dm",
@@ -492,6 +495,34 @@ def _observe_sliding():
     return {"len": len(ds), "tree": _tree(items[0]), "values": values}
 
 
+def _observe_mask_test():
+    import tempfile
+
+    import numpy as np
+    from iohub.ngff import open_ome_zarr
+    from PIL import Image
+
+    from viscy_data.sliding_window import MaskTestDataset
+
+    plate = open_ome_zarr(_d() / "plate.zarr", mode="r")
+    positions = [pos for _, pos in plate.positions()][:2]
+    masks = Path(tempfile.mkdtemp(prefix="compat-masks-"))
+    for fov in (0, 1):  # cellpose masks of FOV number p<NNN> at slice z<Z>, timepoint 0
+        for z in (0, 1, 3):
+            value = np.full((8, 8), fov * 10 + z, dtype=np.uint16)
+            Image.fromarray(np.kron(value, np.ones((4, 4), np.uint16))).save(
+                masks / f"img_p{fov:03d}_z{z}_cp_masks.png"
+            )
+    ds = MaskTestDataset(positions, {"source": ["Phase3D"]}, 1, ground_truth_masks=str(masks))
+    items = [ds[i] for i in range(len(ds))]
+    labels = [it.get("labels") for it in items]
+    return {
+        "len": len(ds),
+        "has_labels": [lab is not None for lab in labels],
+        "values": _tensors({str(i): lab for i, lab in enumerate(labels) if lab is not None}),
+    }
+
+
 def _cells(index):
     """``(fov, track_id, t)`` of each cell of a predict batch's ``index``, whichever layout
     (0.1.0: a list of per-cell dicts; ours: a dict of per-key lists / tensors)."""
@@ -592,6 +623,8 @@ def probe(case):
         return {"value": _observe_gpu(case)}
     if kind == "sliding":
         return {"value": _observe_sliding()}
+    if kind == "mask_test":
+        return {"value": _observe_mask_test()}
     if kind == "triplet_ds":
         return {"value": _observe_triplet_ds()}
     if kind == "batched_concat":

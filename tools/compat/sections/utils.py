@@ -24,6 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import _cell_index_probe
+
 _EW = "viscy_utils.callbacks.embedding_writer"
 _CI = "viscy_data.cell_index"
 
@@ -85,6 +87,96 @@ CASES = [
           fixed="CSV/any columns; no schema"),
     _case("read_cell_index foreign parquet", "cell_read_raw", [f"{_CI}.read_cell_index"],
           fixed="kept the file's columns"),
+    # ---- cell index builders (inputs written by _cell_index_probe.py)
+    _case("convert_ops_parquet full", "ops_convert", [f"{_CI}.convert_ops_parquet"],
+          variant="full", fixed="missing"),
+    _case("convert_ops_parquet minimal", "ops_convert", [f"{_CI}.convert_ops_parquet"],
+          variant="minimal", fixed="missing"),
+    _case("convert_ops_parquet stored index", "ops_convert", [f"{_CI}.convert_ops_parquet"],
+          variant="index", deviation="0.1.0 aligns the row numbers on the file's index: a "
+          "Parquet with a stored non-default index gets null cell_ids and fails validation; "
+          "ours numbers rows by position"),
+    _case("convert_ops_parquet no bbox", "ops_convert", [f"{_CI}.convert_ops_parquet"],
+          variant="no bbox", fixed="missing"),
+    _case("convert_ops_parquet bad bbox", "ops_convert", [f"{_CI}.convert_ops_parquet"],
+          variant="bad bbox", fixed="missing"),
+    _case("convert_ops_parquet empty", "ops_convert", [f"{_CI}.convert_ops_parquet"],
+          variant="empty", fixed="missing"),
+    _case("build_ops_cell_index", "ops_build", [f"{_CI}.build_ops_cell_index"],
+          variant="full", kw={"perturbation_map": {"inf": ["C/10"], "x": ["C/10", "A/1"]}},
+          fixed="missing"),
+    _case("build_ops_cell_index wells order", "ops_build", [f"{_CI}.build_ops_cell_index"],
+          variant="full", kw={"wells": ["C/10", "A/1"], "reporter_column": None,
+                              "sgRNA_column": None, "min_bbox_size": 0}, fixed="missing"),
+    _case("build_ops_cell_index no channel", "ops_build", [f"{_CI}.build_ops_cell_index"],
+          variant="no channel", fixed="missing"),
+    _case("build_ops_cell_index no bbox", "ops_build", [f"{_CI}.build_ops_cell_index"],
+          variant="no bbox", fixed="missing"),
+    _case("build_ops_cell_index all filtered", "ops_build", [f"{_CI}.build_ops_cell_index"],
+          variant="full", kw={"min_bbox_size": 11}, fixed="missing"),
+    _case("build_ops_cell_index no label files", "ops_build", [f"{_CI}.build_ops_cell_index"],
+          variant="full", kw={"wells": ["A/1"], "gene_column": "gene"}, fixed="missing"),
+    _case("build_ops_cell_index no segmentation id", "ops_build",
+          [f"{_CI}.build_ops_cell_index"], variant="no segmentation id", fixed="missing"),
+    _case("build_ops_cell_index duplicate", "ops_build", [f"{_CI}.build_ops_cell_index"],
+          variant="duplicate", fixed="missing"),
+    _case("build_ops_cell_index missing store", "ops_build", [f"{_CI}.build_ops_cell_index"],
+          variant="missing store", fixed="missing"),
+    _case("build_ops_cell_index well not in plate", "ops_build",
+          [f"{_CI}.build_ops_cell_index"], variant="full", kw={"wells": ["Z/9"]},
+          deviation="0.1.0 skips it (no label file) or indexes cells of a FOV that does not "
+          "exist; ours raises ValueError naming the well"),
+    _case("build_timelapse_cell_index", "timelapse", [f"{_CI}.build_timelapse_cell_index"],
+          variant="full", fixed="missing"),
+    _case("build_timelapse_cell_index filters", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="full",
+          kw={"include_wells": ["A/1"], "exclude_fovs": ["A/1/1"], "num_workers": 2},
+          fixed="missing"),
+    _case("build_timelapse_cell_index channel_names only", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="channel_names only", fixed="missing"),
+    _case("build_timelapse_cell_index two experiments", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="two experiments", fixed="missing"),
+    _case("build_timelapse_cell_index datasets_root", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="datasets_root", fixed="missing"),
+    _case("build_timelapse_cell_index no experiments", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="no experiments", fixed="missing"),
+    _case("build_timelapse_cell_index missing tracks", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="missing tracks", fixed="missing"),
+    _case("build_timelapse_cell_index two tracks files", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="two tracks files", fixed="missing"),
+    _case("build_timelapse_cell_index duplicate names", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="duplicate names",
+          deviation="ValueError; 0.1.0 raises pydantic's ValidationError (a ValueError)"),
+    _case("build_timelapse_cell_index empty perturbation_wells", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="empty perturbation_wells",
+          deviation="ValueError; 0.1.0 raises pydantic's ValidationError (a ValueError)"),
+    _case("build_timelapse_cell_index no name", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="no name",
+          deviation="ValueError; 0.1.0 raises pydantic's ValidationError (a ValueError)"),
+    _case("build_timelapse_cell_index channel not in plate", "timelapse",
+          [f"{_CI}.build_timelapse_cell_index"], variant="channel not in plate",
+          deviation="0.1.0 indexes a channel the plate lacks; ours raises ValueError"),
+    _case("preprocess_cell_index", "preprocess", [f"{_CI}.preprocess_cell_index"],
+          variant="full", fixed="missing"),
+    _case("preprocess_cell_index focus_channel", "preprocess", [f"{_CI}.preprocess_cell_index"],
+          variant="full", kw={"focus_channel": "GFP"}, fixed="missing"),
+    _case("preprocess_cell_index in place", "preprocess", [f"{_CI}.preprocess_cell_index"],
+          variant="in place", fixed="missing"),
+    _case("preprocess_cell_index no normalization", "preprocess",
+          [f"{_CI}.preprocess_cell_index"], variant="no normalization", fixed="missing"),
+    _case("preprocess_cell_index two wells", "preprocess", [f"{_CI}.preprocess_cell_index"],
+          variant="two wells", deviation="0.1.0 looks FOVs up by name alone: every well's "
+          "FOV '0' gets the first well's statistics; ours reads each FOV's own"),
+    _case("CellIndex keys and types", "typed_dict", ["viscy_data._typing.CellIndex"],
+          cls="viscy_data._typing.CellIndex", fixed="z was int; values not sequences"),
+    # ---- load_annotation_anndata (variants: _ANNOTATIONS)
+    *[_case(f"load_annotation_anndata {v}", "annotation",
+            ["viscy_utils.evaluation.annotation.load_annotation_anndata"], anndata=True,
+            variant=v, fixed="returned the Series; matched by id and t, or by position; "
+            "unmapped categories became NaN") for v in (
+            "tracks", "leading slash categories", "ids", "ids over tracks", "no shared keys",
+            "division frame", "division frame tight", "division frame without position",
+            "string labels", "missing column")],
     # ---- helpers
     _case("normalize helpers", "normalize", ["viscy_utils.normalize.zscore",
           "viscy_utils.normalize.unzscore", "viscy_utils.normalize.hist_clipping"]),
@@ -244,6 +336,82 @@ def _cell_table(n=4):
     )
 
 
+_OBS = {
+    "fov_name": ["A/1/0", "A/1/0", "B/1/0", "B/1/0"],
+    "track_id": [1, 2, 3, 3],
+    "t": [0, 0, 2, 2],
+    "id": [10, 11, 13, 14],
+    "y": [5.0, 9.0, 20.0, 30.0],
+    "x": [5.0, 9.0, 20.0, 30.0],
+}
+_TRACKS = {"fov_name": ["A/1/0", "A/1/0", "B/1/0"], "track_id": [1, 2, 3], "t": [0, 0, 2]}
+_DIVISION = {
+    "fov_name": ["A/1/0", "B/1/0", "B/1/0"],
+    "track_id": [1, 3, 3],
+    "t": [0, 2, 2],
+    "y": [0.0, 21.0, 27.0],
+    "x": [0.0, 23.0, 31.0],
+}
+_ANNOTATIONS = {  # variant -> (annotation columns, keyword arguments)
+    "tracks": ({**_TRACKS, "s": [0, 1, 2]}, {}),
+    "leading slash categories": (
+        {**_TRACKS, "fov_name": ["/A/1/0", "/A/1/0", "/B/1/0"], "s": [0, 1, 2]},
+        {"categories": {0: "uninf", 1: "inf"}},
+    ),
+    "ids": ({"fov_name": ["A/1/0", "A/1/0", "B/1/0"], "id": [10, 11, 13], "s": [0, 1, 2]}, {}),
+    "ids over tracks": ({**_TRACKS, "id": [90, 91, 13], "s": [0, 1, 2]}, {}),
+    "no shared keys": ({"fov_name": ["A/1/0"], "track_id": [1], "s": [0]}, {}),
+    "division frame": ({**_DIVISION, "s": [0, 1, 2]}, {}),
+    "division frame tight": ({**_DIVISION, "s": [0, 1, 2]}, {"spatial_tolerance": 1.0}),
+    "division frame without position": (
+        {k: v for k, v in _DIVISION.items() if k not in ("y", "x")} | {"s": [0, 1, 2]},
+        {},
+    ),
+    "string labels": ({**_TRACKS, "s": ["a", "b", None]}, {}),
+    "missing column": (_TRACKS, {}),
+}
+
+
+def _annotation_probe(case, tmp):
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+
+    from viscy_utils.evaluation.annotation import load_annotation_anndata
+
+    columns, kw = _ANNOTATIONS[case["variant"]]
+    obs = pd.DataFrame(_OBS).set_axis([f"c{i}" for i in range(4)])
+    adata = ad.AnnData(X=np.zeros((4, 2), dtype=np.float32), obs=obs)
+    path = tmp / "annotations.csv"
+    pd.DataFrame(columns).to_csv(path, index=False)
+    try:
+        result = load_annotation_anndata(adata, str(path), "s", **kw)
+    except Exception as exc:
+        return _error(exc)
+    column = adata.obs["s"]
+    return {
+        "returns_adata": result is adata,
+        "dtype": "category" if str(column.dtype) == "category" else "other",
+        "values": [None if _isna(v) else repr(float(v)) if isinstance(v, (int, float))
+                   else str(v) for v in column.tolist()],
+        "obs_columns": list(adata.obs.columns),
+    }  # fmt: skip
+
+
+def _annotation(tp) -> str:
+    """A type as text, the same for ``typing.Union[int, typing.Sequence[int]]`` and
+    ``int | collections.abc.Sequence[int]``."""
+    import typing
+
+    args = typing.get_args(tp)
+    origin = typing.get_origin(tp)
+    if origin is None:
+        return getattr(tp, "__name__", repr(tp))
+    if not hasattr(origin, "__name__") or origin.__name__ in ("Union", "UnionType"):
+        return " | ".join(_annotation(a) for a in args)
+    return f"{origin.__name__}[{', '.join(_annotation(a) for a in args)}]"
+
+
 def _isna(value) -> bool:
     import pandas as pd
 
@@ -288,6 +456,19 @@ def probe(case):
     warnings.simplefilter("ignore")
     kind = case["kind"]
     tmp = Path(tempfile.mkdtemp(prefix="compat-utils-"))
+    if kind in _cell_index_probe.KINDS:
+        return _cell_index_probe.probe(case, tmp)
+    if kind == "annotation":
+        return _annotation_probe(case, tmp)
+    if kind == "typed_dict":
+        from _common import resolve
+
+        cls = resolve(case["cls"])
+        return {
+            "annotations": {k: _annotation(v) for k, v in cls.__annotations__.items()},
+            "required": sorted(cls.__required_keys__),
+            "optional": sorted(cls.__optional_keys__),
+        }
     if kind in ("write", "write_exists"):
         from viscy_utils.callbacks.embedding_writer import write_embedding_dataset
 

@@ -92,17 +92,18 @@ class Sample(TypedDict, total=False):
 
 
 class CellIndex(TypedDict, total=False):
-    """Per-cell index of a single-cell sample (the ``ULTRACK_INDEX_COLUMNS``)."""
+    """Per-cell index of a single-cell sample (the ``ULTRACK_INDEX_COLUMNS``): one value per
+    sample, or a sequence of them once collated into a batch (as in 0.1.0)."""
 
-    fov_name: str
-    track_id: int
-    t: int
-    id: int
-    parent_track_id: int
-    parent_id: int
-    z: int
-    y: float
-    x: float
+    fov_name: str | Sequence[str]
+    track_id: int | Sequence[int]
+    t: int | Sequence[int]
+    id: int | Sequence[int]
+    parent_track_id: int | Sequence[int]
+    parent_id: int | Sequence[int]
+    z: float | Sequence[float]
+    y: float | Sequence[float]
+    x: float | Sequence[float]
 
 
 class SampleMeta(TypedDict, total=False):
