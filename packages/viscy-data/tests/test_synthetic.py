@@ -285,3 +285,37 @@ def test_translocation_hides_infection_from_fluorescence_statistics(tmp_path):
     assert abs(share - 1) < 0.15, share
     # under the focus, the label-free image is darker when the focus is on the nucleus
     assert np.median(infected[:, 2]) < np.median(uninfected[:, 2]) - 200
+
+
+def test_relocalization_defocus_inverts_labelfree_in_half_of_the_frames(tmp_path):
+    """Infection concentrates the reporter in the nucleus at about the same total; the
+    label-free body is darker than the background in about half of the cell frames."""
+    plate = write_synthetic_plate(
+        tmp_path / "plate.zarr",
+        shape=(6, 2, 1, 128, 128),
+        wells=(("A", "1"), ("B", "1")),
+        fovs_per_well=2,
+        cells_per_fov=8,
+        seed=1,
+        infection_onset=1,
+        phenotype="relocalization_defocus",
+    )
+    rows = {"infected": [], "uninfected": []}
+    with open_ome_zarr(plate.path) as store:
+        for fov, cells in plate.cells.groupby("fov_name"):
+            image = store[fov]["0"].numpy().astype(np.float32)
+            for cell in cells.itertuples():
+                y, x = int(round(cell.y)), int(round(cell.x))
+                if not (8 <= y < 120 and 8 <= x < 120):
+                    continue
+                gfp = image[cell.t, 1, 0, y - 8 : y + 9, x - 8 : x + 9] - 100.0
+                centre = gfp[6:11, 6:11].sum() / gfp.sum()
+                phase = image[cell.t, 0, 0, y - 2 : y + 3, x - 2 : x + 3].mean()
+                rows[cell.infection_state].append((gfp.sum(), centre, phase))
+    infected, uninfected = (np.array(rows[k]) for k in ("infected", "uninfected"))
+    assert len(infected) > 50 and len(uninfected) > 50
+    total = np.median(infected[:, 0]) / np.median(uninfected[:, 0])
+    assert abs(total - 1) < 0.3, total
+    assert np.median(infected[:, 1]) > 1.3 * np.median(uninfected[:, 1])
+    inverted = np.mean(np.concatenate([infected[:, 2], uninfected[:, 2]]) < 700.0)
+    assert 0.3 < inverted < 0.7, inverted
