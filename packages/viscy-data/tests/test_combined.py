@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -148,16 +150,61 @@ def test_concat_patches_per_stack_default_and_zero():
     assert dm.train_dataloader().batch_size == 2
 
 
+class CountingBatchReadDataset(BatchReadDataset):
+    calls: list = []
+
+    def __getitems__(self, indices: list[int]) -> dict:
+        self.calls.append(list(indices))
+        return super().__getitems__(indices)
+
+
 def test_batched_concat_reads_each_child_once_per_batch():
-    ds = BatchedConcatDataset([BatchReadDataset(4, 0.0), ValueDataset(3, 100.0)])
-    parts = ds.__getitems__([0, 5, 2, 4])
-    assert isinstance(parts[0], dict)  # child 0 read its share with one call
-    assert isinstance(parts[1], list)
+    CountingBatchReadDataset.calls = []
+    ds = BatchedConcatDataset([CountingBatchReadDataset(4, 0.0), ValueDataset(3, 100.0)])
+    parts = ds.__getitems__([5, 0, 2, 4])
+    # as 0.1.0: one collated part per child, in order of first appearance, tagged by child
+    assert CountingBatchReadDataset.calls == [[0, 2]]  # child 0 read its share with one call
+    assert [p["_dataset_idx"] for p in parts] == [1, 0]
+    assert parts[0]["x"].view(-1).tolist() == [101.0, 100.0]  # per-item child, collated
+    assert parts[1]["x"].view(-1).tolist() == [0.0, 2.0]
     batch = collate_batched_parts(parts)
-    assert sorted(batch["x"].view(-1).tolist()) == [0.0, 2.0, 100.0, 101.0]
+    assert batch["x"].view(-1).tolist() == [101.0, 100.0, 0.0, 2.0]
+    assert "_dataset_idx" not in batch
     assert ds[5]["x"].item() == 101.0
     with pytest.raises(IndexError):
         ds.__getitems__([7])
+
+
+class SignedDataModule(ValueDataModule):
+    """A child whose device transform multiplies ``x`` by its own sign."""
+
+    def on_after_batch_transfer(self, batch, dataloader_idx):
+        return {**batch, "x": batch["x"] * self.sign, "child": self.name}
+
+
+def test_batched_concat_runs_each_childs_transform_on_its_part():
+    children = [
+        SignedDataModule("a", 0.0, n=6, batch_size=4, sign=1, dataset_class=BatchReadDataset),
+        SignedDataModule("b", 100.0, n=6, batch_size=4, sign=-1, dataset_class=BatchReadDataset),
+    ]
+    dm = BatchedConcatDataModule(children)
+    dm.setup("fit")
+    torch.manual_seed(0)  # the loader shuffles with torch's global generator
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 3  # 12 items, batches of 4, the last partial one dropped
+    mixed = 0
+    for batch in batches:
+        assert sum(len(p["x"]) for p in batch) == 4
+        for part in batch:  # each part holds the items of the child it names
+            low = 100.0 * part["_dataset_idx"]
+            assert ((part["x"] >= low) & (part["x"] < low + 6)).all()
+        expected = torch.cat([p["x"] * (1, -1)[p["_dataset_idx"]] for p in batch])
+        out = dm.on_after_batch_transfer(batch, 0)
+        assert torch.equal(out["x"], expected)  # child b's share went through b's transform
+        names = [children[p["_dataset_idx"]].name for p in batch]
+        assert out["child"] == (names[0] if len(set(names)) == 1 else names)
+        mixed += len(batch) > 1
+    assert mixed  # 12 shuffled items: some batch mixes the two children
 
 
 def test_batched_concat_datamodule_with_trainer():
@@ -249,6 +296,50 @@ def mmapped_child(plate_path, scratch, **kwargs):
     )
     settings.update(kwargs)
     return MmappedDataModule(**settings)
+
+
+class _Shift:
+    """A GPU transform adding ``value`` to ``Phase3D`` (tells the children's apart)."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def __call__(self, batch: dict) -> dict:
+        return {**batch, "Phase3D": batch["Phase3D"] + self.value}
+
+
+class _Scale(_Shift):
+    def __call__(self, batch: dict) -> dict:
+        return {**batch, "Phase3D": batch["Phase3D"] * self.value}
+
+
+def test_cached_concat_collates_and_applies_the_first_childs_transforms(plate_path):
+    # 0.1.0 yields lists of per-sample lists and applies no GPU transform (COMPATIBILITY.md);
+    # ours: one collated batch dict, through the first child's GPU transforms
+    children = [
+        cached_child(plate_path, train_gpu_transforms=[_Shift(1000.0)]),
+        cached_child(plate_path, seed=1, train_gpu_transforms=[_Shift(2000.0)]),
+    ]
+    dm = CachedConcatDataModule(children)
+    trainer = fast_trainer()
+    dm.trainer = trainer
+    dm.setup("fit")
+    trainer.training = True
+    raw = next(iter(dm.train_dataloader()))
+    assert isinstance(raw, dict) and raw["Phase3D"].shape == (2, 1, *SHAPE[2:])
+    out = dm.on_after_batch_transfer({k: v.clone() for k, v in raw.items()
+                                      if isinstance(v, torch.Tensor)}, 0)  # fmt: skip
+    assert torch.equal(out["Phase3D"], raw["Phase3D"] + 1000.0)
+
+
+def test_cached_concat_warns_when_childrens_transforms_differ(plate_path):
+    same = [cached_child(plate_path, train_gpu_transforms=[_Shift(1.0)]) for _ in range(2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        CachedConcatDataModule(same)  # same kinds of transforms: no warning
+    other = cached_child(plate_path, train_gpu_transforms=[_Scale(2.0)])
+    with pytest.warns(UserWarning, match=r"first child's train_gpu_transforms.*data_modules\[1\]"):
+        CachedConcatDataModule([same[0], other])
 
 
 def test_cached_concat_with_trainer(plate_path, tmp_path):

@@ -42,13 +42,14 @@ def _write_csv(tmp_path, text: str, fov: str = "A/1/0"):
     return path
 
 
-def test_read_valid_csv_rounds_centroids(tmp_path):
+def test_read_valid_csv_truncates_centroids(tmp_path):
     path = _write_csv(
-        tmp_path, "track_id,t,y,x,id\n1,0,10.5,10.49,7\n1,1,11.6,0.2,8\n2,0,100,127.4,9\n"
+        tmp_path, "track_id,t,y,x,id\n1,0,10.5,10.49,7\n1,1,11.6,0.2,8\n2,0,100,127.9,9\n"
     )
     assert find_tracks_csv(tmp_path, "/A/1/0") == path
     tracks = read_tracks_csv(path, "A/1/0", SHAPE)
-    assert tracks["y"].tolist() == [11, 12, 100]  # rounded half up, not truncated
+    # as 0.1.0: the pixel that holds the centroid (int(11.6) = 11), not the nearest one
+    assert tracks["y"].tolist() == [10, 11, 100]
     assert tracks["x"].tolist() == [10, 0, 127]
     assert tracks["id"].tolist() == [7, 8, 9]
     assert tracks["parent_track_id"].tolist() == [-1, -1, -1]  # optional column filled
@@ -103,6 +104,18 @@ def test_border_windows_shift_inward():
     assert ((starts >= 0) & (starts + 16 <= 128)).all()
     inside = window_inside(np.array([0, 8, 64, 120, 121]), 16, 128)
     assert inside.tolist() == [False, True, True, True, False]
+
+
+def test_without_lineage_a_dividing_track_ends_its_anchors():
+    # 0.1.0's rule: the positive is the anchor's own track at t + dt, never a daughter
+    tracks = _lineage_table()
+    index = TrackIndex(tracks, time_interval=1, follow_lineage=False)
+    keys = list(zip(tracks["track_id"], tracks["t"], strict=True))
+    assert {keys[r] for r in index.anchors} == {(1, 0), (1, 1), (1, 2), (2, 0), (3, 2), (4, 2)}
+    positives = index.positives(index.anchors, np.random.default_rng(0))
+    assert [keys[r] for r in positives] == [
+        (k[0], k[1] + 1) for k in map(keys.__getitem__, index.anchors)
+    ]
 
 
 def test_positive_same_track_then_lineage():

@@ -66,6 +66,8 @@ def _datamodule(plate, tracks_path=None, **kwargs) -> TripletDataModule:
         "batch_size": 4,
         "num_workers": 0,
         "time_interval": 1,
+        # the tiny plates put cells near the border: keep them (the 0.1.0 rule is tested below)
+        "exclude_border_cells": False,
     }
     options.update(kwargs)
     return TripletDataModule(**options)
@@ -339,7 +341,11 @@ def test_lineage_following_positive_and_border_cells(plate_v05, tmp_path):
     table = pd.DataFrame(rows, columns=["track_id", "t", "parent_track_id", "y", "x"])
     tracks_root = _custom_tracks(plate_v05, tmp_path, {fov: table})
     dm = _datamodule(
-        plate_v05, tracks_root, fit_include_wells=[fov.rsplit("/", 1)[0]], split_ratio=1.0
+        plate_v05,
+        tracks_root,
+        fit_include_wells=[fov.rsplit("/", 1)[0]],
+        split_ratio=1.0,
+        follow_lineage=True,
     )
     dm.setup("fit")
     dataset = dm.train_dataset if fov in dm.train_dataset.fov_names else dm.val_dataset
@@ -354,6 +360,17 @@ def test_lineage_following_positive_and_border_cells(plate_v05, tmp_path):
         rows_ = dataset.sample_rows(batch_indices)
         daughters.add(int(ids[rows_["positive"][0]]))
     assert daughters == {2, 3}
+    # by default (0.1.0) positives stay on the anchor's track: track 1's last frame is no anchor
+    dm_own = _datamodule(
+        plate_v05, tracks_root, fit_include_wells=[fov.rsplit("/", 1)[0]], split_ratio=1.0
+    )
+    dm_own.setup("fit")
+    own = dm_own.train_dataset.index
+    anchor_keys = set(zip(own.tracks["fov_name"].to_numpy()[own.anchors].tolist(),
+                          own.tracks["track_id"].to_numpy()[own.anchors].tolist(),
+                          own.t[own.anchors].tolist(), strict=True))  # fmt: skip
+    assert (fov, 1, 0) in anchor_keys and (fov, 1, 1) not in anchor_keys
+    assert len(own) == len(index) - 1
     # the corner cell keeps a full patch, shifted inward, and reads the right pixels
     corner = np.flatnonzero(in_fov & (ids == 4))[0]
     assert (dataset._y0[corner], dataset._x0[corner]) == (0, 128 - 48)
@@ -480,8 +497,9 @@ def test_dataset_signature_with_positions(plate_v04):
     with open_ome_zarr(plate_v04.path, mode="r") as plate:
         positions = [plate[fov] for fov in plate_v04.fov_names]
         dataset = TripletDataset(
-            positions, tables, ["GFP"], (32, 32), slice(0, 8), time_interval="any"
-        )
+            positions, tables, ["GFP"], (32, 32), slice(0, 8), time_interval="any",
+            exclude_border_cells=False,
+        )  # fmt: skip
         pair = TripletDataset(positions, tables, ["GFP"], (32, 32), (2, 6), time_interval=1)
     batch = dataset.__getitems__([0, 1, 2])
     assert batch["anchor"].shape == (3, 1, 8, 32, 32)
@@ -551,3 +569,51 @@ def test_training_drops_the_last_partial_batch(plate_v04):
 def test_unknown_stage_raises_not_implemented(plate_v04):
     with pytest.raises(NotImplementedError, match="unknown stage 'bogus'"):  # as 0.1.0
         _datamodule(plate_v04).setup("bogus")
+
+
+def test_border_rule_of_0_1_0(tmp_path):
+    """0.1.0 drops a cell whose center is within half a patch of the Y/X border (inclusive),
+    anchors and positive candidates alike; Z is not checked."""
+    from iohub.ngff import open_ome_zarr
+
+    from viscy_data import TripletDataset
+    from viscy_data._tracks import clear_of_border
+
+    # extent 64, patch 32: kept iff 16 < center < 48
+    kept = clear_of_border(np.array([14, 15, 16, 17, 47, 48, 49]), 32, 64)
+    assert kept.tolist() == [False, False, False, True, True, False, False]
+
+    with open_ome_zarr(tmp_path / "p.zarr", layout="hcs", mode="w", channel_names=["a"]) as p:
+        pos = p.create_position("A", "1", "0")
+        pos.create_image("0", np.zeros((3, 1, 8, 64, 64), dtype=np.float32))
+    rows, tid = [], 0
+
+    def track(points):
+        nonlocal tid
+        for t, (z, y, x) in enumerate(points):
+            rows.append({"track_id": tid, "t": t, "id": 10 * tid + t, "parent_track_id": -1,
+                         "parent_id": -1, "z": z, "y": y, "x": x})  # fmt: skip
+        tid += 1
+
+    for y in (14, 15, 16, 17, 47, 48, 49, 50):
+        track([(4, y, 32)] * 2)
+    for x in (15, 16, 48, 49):
+        track([(4, 32, x)] * 2)
+    for z in (0, 1, 7):  # Z outside the range is not a reason to drop
+        track([(z, 32, 32)] * 2)
+    track([(4, 32, 32), (4, 5, 32)])  # its positive crosses the border
+    table = pd.DataFrame(rows).assign(fov_name="/A/1/0")
+    plate = open_ome_zarr(tmp_path / "p.zarr", mode="r")
+    positions = [pos for _, pos in plate.positions()]
+
+    def anchors(**kw):
+        ds = TripletDataset(positions, [table.copy()], ["a"], (32, 32), slice(2, 6), **kw)
+        kept = ds.index.tracks.iloc[ds.index.anchors]
+        return sorted(zip(kept["track_id"].tolist(), kept["t"].tolist(), strict=True))
+
+    predict = anchors(fit=False)
+    assert predict == [(i, t) for i in (3, 4, 12, 13, 14) for t in (0, 1)] + [(15, 0)]
+    # fit: anchors need a positive at t + 1 that is kept too (track 15 loses its anchor)
+    assert anchors(fit=True, time_interval=1) == [(i, 0) for i in (3, 4, 12, 13, 14)]
+    # opt-in: keep border cells (window shifted inward)
+    assert len(anchors(fit=False, exclude_border_cells=False)) == len(table)

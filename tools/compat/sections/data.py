@@ -69,14 +69,18 @@ CASES = (
               ["viscy_data.SlidingWindowDataset", "viscy_data.ChannelMap"],
               dtype_deviation=True, meta_deviation=True),
         # ---- triplet family
+        # batch_size 2: 0.1.0's random FOV split can leave 3 training anchors (no full batch of 5)
         _case("TripletDataModule fit batch structure", "dm",
               ["viscy_data.TripletDataModule", "viscy_data.TripletSample"],
-              dm="triplet", stage="fit", counts=False, meta_deviation=True),
+              dm="triplet", stage="fit", args={"batch_size": 2}, counts=False,
+              meta_deviation=True),
         _case("TripletDataModule predict (all cells)", "dm", ["viscy_data.TripletDataModule"],
-              dm="triplet", stage="predict", meta_deviation=True),
+              dm="triplet", stage="predict", meta_deviation=True, cells=True,
+              fixed="border cells kept; centroids rounded, not truncated"),
         _case("TripletDataModule setup('unknown')", "dm", ["viscy_data.TripletDataModule"],
               dm="triplet", stage="unknown", expect_error=True),
-        _case("TripletDataset anchors", "triplet_ds", ["viscy_data.TripletDataset"]),
+        _case("TripletDataset anchors", "triplet_ds", ["viscy_data.TripletDataset"],
+              meta_deviation=True, fixed="positives followed divisions into daughter tracks"),
         _case("CellDivisionTripletDataModule fit loaders", "dm",
               ["viscy_data.CellDivisionTripletDataModule", "viscy_data.CellDivisionTripletDataset"],
               dm="division", stage="fit", fixed="last partial training batch kept"),
@@ -121,11 +125,18 @@ CASES = (
               dm="seg", stage="test", values=["test"], dtype_map={"int32": "int16"}),
         _case("ConcatDataModule of two HCS", "dm", ["viscy_data.ConcatDataModule"],
               dm="concat", stage="fit", dtype_deviation=True, meta_deviation=True),
+        # compared as collated batches (0.1.0 yields lists of per-sample lists: ``raw_layout``);
+        # no values: 0.1.0's children split their FOVs at random
         _case("CachedConcatDataModule of two cached", "dm", ["viscy_data.CachedConcatDataModule"],
-              dm="cached_concat", stage="fit", counts=False, meta_deviation=True),
-        _case("BatchedConcatDataModule of two HCS", "dm",
+              dm="cached_concat", stage="fit", counts=False, meta_deviation=True,
+              collate_view=True, layout_deviation=True),
+        _case("CachedConcatDataModule GPU transforms", "cached_concat_gpu",
+              ["viscy_data.CachedConcatDataModule"],
+              deviation="0.1.0 applies no GPU transforms and passes lists (COMPATIBILITY.md)"),
+        _case("BatchedConcatDataModule of two HCS", "batched_concat",
               ["viscy_data.BatchedConcatDataModule", "viscy_data.BatchedConcatDataset"],
-              dm="batched_concat", stage="fit", dtype_deviation=True, meta_deviation=True),
+              dtype_deviation=True, meta_deviation=True,
+              fixed="one merged batch; the first child's transforms on every part"),
         _case("ChannelDropout p=0 / p=1", "dropout", ["viscy_data.ChannelDropout"]),
         _case("read_norm_meta", "norm_meta", ["viscy_data.read_norm_meta",
               "viscy_data.ChannelNormStats", "viscy_data.LevelNormStats"]),
@@ -177,11 +188,13 @@ def _make(name: str, args: dict):
     if name == "triplet":
         from viscy_data import TripletDataModule
 
+        options = dict(z_range=(2, 6), initial_yx_patch_size=(32, 32),
+                       final_yx_patch_size=(24, 24), batch_size=5, num_workers=0,
+                       time_interval=1, split_ratio=0.5)  # fmt: skip
+        options.update(args)
         return TripletDataModule(
-            str(d / "plate.zarr"), str(d / "tracks"), ["Phase3D", "GFP"], z_range=(2, 6),
-            initial_yx_patch_size=(32, 32), final_yx_patch_size=(24, 24), batch_size=5,
-            num_workers=0, time_interval=1, split_ratio=0.5, **args,
-        )  # fmt: skip
+            str(d / "plate.zarr"), str(d / "tracks"), ["Phase3D", "GFP"], **options
+        )
     if name == "division":
         from viscy_data import CellDivisionTripletDataModule
 
@@ -330,14 +343,111 @@ def _observe_dm(case):
             obs[name] = "empty"
             continue
         batches = list(loader)
+        entry = {}
+        if case.get("collate_view"):
+            entry["raw_layout"] = sorted({type(b).__name__ for b in batches})
+            batches = [_collated(b) for b in batches]
         sizes = [_size(b) for b in batches]
-        entry = {"first": _tree(batches[0]) if batches else None}
+        entry["first"] = _tree(batches[0]) if batches else None
         if case.get("counts", True):  # False: 0.1.0 splits at random, counts vary per run
             entry.update(n_batches=len(batches), sizes=sizes, last=_tree(batches[-1]))
         if name in case.get("values", []) and batches:
             entry["values"] = _tensors(batches[0])
+        if case.get("cells"):
+            entry["cells"] = [c for b in batches for c in _cells(b["index"])]
         obs[name] = entry
     return obs
+
+
+def _collated(batch):
+    """A batch as one dict: lists of (lists of) sample dicts are stacked with torch's collate."""
+    from torch.utils.data import default_collate
+
+    if isinstance(batch, dict):
+        return batch
+    samples = []
+    for item in batch:
+        samples.extend(item if isinstance(item, (list, tuple)) else [item])
+    return default_collate(
+        [{k: v for k, v in s.items() if not k.endswith("norm_meta")} for s in samples]
+    )
+
+
+def _quiet_trainer():
+    from lightning.pytorch import Trainer
+
+    return Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
+                   enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+
+
+def _marking(key, value):
+    """A transform that sets every voxel of ``key`` to ``value`` (tells the children apart)."""
+    from monai.transforms import Lambdad
+
+    return Lambdad(keys=[key], func=lambda x, v=value: x * 0 + v)
+
+
+def _observe_batched_concat():
+    """Loader parts, and after ``on_after_batch_transfer`` whose transforms marked each sample
+    (child k's GPU augmentations set ``source`` to k)."""
+    from viscy_data import BatchedConcatDataModule
+
+    children = [
+        _hcs(gpu_augmentations=[_marking("source", 1.0)],
+             val_gpu_augmentations=[_marking("source", 1.0)]),
+        _hcs(source_channel="GFP", target_channel="Phase3D",
+             gpu_augmentations=[_marking("source", 2.0)],
+             val_gpu_augmentations=[_marking("source", 2.0)]),
+    ]  # fmt: skip
+    dm = BatchedConcatDataModule(children)
+    trainer = _quiet_trainer()
+    dm.trainer = trainer
+    dm.setup("fit")
+    obs = {}
+    for name, flag in (("train", "training"), ("val", "validating")):
+        setattr(trainer, flag, True)
+        batches = list(getattr(dm, f"{name}_dataloader")())
+        parts = [p for b in batches for p in b]
+        entry = {
+            "n_batches": len(batches),
+            "sizes": [sum(_size(p) for p in b) for b in batches],
+            "part_keys": sorted({k for p in parts for k in p}),
+            "part_dataset_idx": sorted({f"{type(p['_dataset_idx']).__name__}:"
+                                        f"{p['_dataset_idx']}" for p in parts}),
+        }  # fmt: skip
+        own = True
+        for i, batch in enumerate(batches):
+            marks = [1.0 + p["_dataset_idx"] for p in batch for _ in range(_size(p))]
+            out = dm.on_after_batch_transfer(batch, 0)
+            if i == 0:
+                entry["first_after_transfer"] = _tree(out)
+            own &= out["source"][:, 0, 0, 0, 0].tolist() == marks
+        entry["each_child_own_transforms"] = own
+        setattr(trainer, flag, False)
+        obs[name] = entry
+    return obs
+
+
+def _observe_cached_concat_gpu():
+    """What the model gets from children with GPU transforms that mark ``Phase3D``."""
+    from viscy_data import CachedConcatDataModule, CachedOmeZarrDataModule
+
+    def child(value):
+        mark = [_marking("Phase3D", value)]
+        return CachedOmeZarrDataModule(
+            _d() / "plate.zarr", ["Phase3D", "GFP"], batch_size=5, num_workers=0,
+            split_ratio=0.5, pin_memory=False, train_cpu_transforms=[], val_cpu_transforms=[],
+            train_gpu_transforms=mark, val_gpu_transforms=mark,
+        )  # fmt: skip
+
+    dm = CachedConcatDataModule([child(1.0), child(2.0)])
+    trainer = _quiet_trainer()
+    dm.trainer = trainer
+    dm.setup("fit")
+    trainer.training = True
+    out = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    phase = _collated(out)["Phase3D"]
+    return {"layout": type(out).__name__, "marks": sorted(set(phase[:, 0, 0, 0, 0].tolist()))}
 
 
 def _observe_gpu(case):
@@ -382,21 +492,51 @@ def _observe_sliding():
     return {"len": len(ds), "tree": _tree(items[0]), "values": values}
 
 
+def _cells(index):
+    """``(fov, track_id, t)`` of each cell of a predict batch's ``index``, whichever layout
+    (0.1.0: a list of per-cell dicts; ours: a dict of per-key lists / tensors)."""
+    if isinstance(index, dict):
+        columns = [index[k] for k in ("fov_name", "track_id", "t")]
+        rows = zip(*(c.tolist() if hasattr(c, "tolist") else c for c in columns), strict=True)
+    else:
+        rows = ((c["fov_name"], c["track_id"], c["t"]) for c in index)
+    return [(str(f).strip("/"), int(i), int(t)) for f, i, t in rows]
+
+
 def _observe_triplet_ds():
+    import inspect
+
     import pandas as pd
     from iohub.ngff import open_ome_zarr
 
     from viscy_data import TripletDataset
 
-    plate = open_ome_zarr(_d() / "plate.zarr", mode="r")
+    # 0.1.0's dataset reads through the positions' tensorstore arrays, as its DataModule
+    # opens them (newer iohub); ours takes the store from any position
+    kw = {"implementation": "tensorstore"}
+    if "implementation" not in inspect.signature(open_ome_zarr).parameters:
+        kw = {}
+    plate = open_ome_zarr(_d() / "plate.zarr", mode="r", **kw)
     positions = [pos for _, pos in plate.positions()]
     tracks = [pd.read_csv(_d() / "tracks" / name / "tracks.csv") for name, _ in plate.positions()]
     for table, (name, _) in zip(tracks, plate.positions(), strict=True):
         table["fov_name"] = "/" + name
-        table[["y", "x"]] = table[["y", "x"]].round().astype(int)  # ultrack: integer pixels
-    ds = TripletDataset(positions, tracks, ["Phase3D", "GFP"], (32, 32), slice(2, 6), fit=False)
-    batch = ds.__getitems__([0, 1])
-    return {"len": len(ds), "tree": _tree(batch), "values": _tensors({"anchor": batch["anchor"]})}
+        # 0.1.0's dataset needs integer pixels (its DataModule truncates float centroids)
+        table[["y", "x"]] = table[["y", "x"]].astype(int)
+    out = {}
+    for label, kwargs in (("predict", {"fit": False}), ("fit dt=1", {"time_interval": 1}),
+                          ("fit any", {"time_interval": "any"})):  # fmt: skip
+        ds = TripletDataset(positions, [t.copy() for t in tracks], ["Phase3D", "GFP"], (32, 32),
+                            slice(2, 6), **kwargs)  # fmt: skip
+        batch = ds.__getitems__([0, 1])
+        entry = {"len": len(ds), "tree": _tree(batch)}
+        if label == "predict":
+            entry["values"] = _tensors({"anchor": batch["anchor"]})
+            entry["cells"] = _cells(ds.__getitems__(list(range(len(ds))))["index"])
+        else:
+            entry["values"] = _tensors({"anchor": batch["anchor"]})
+        out[label] = entry
+    return out
 
 
 def probe(case):
@@ -454,6 +594,10 @@ def probe(case):
         return {"value": _observe_sliding()}
     if kind == "triplet_ds":
         return {"value": _observe_triplet_ds()}
+    if kind == "batched_concat":
+        return {"value": _observe_batched_concat()}
+    if kind == "cached_concat_gpu":
+        return {"value": _observe_cached_concat_gpu()}
     raise KeyError(kind)
 
 
@@ -499,6 +643,7 @@ _DEVIATIONS = {
     "meta_deviation": "index / norm_meta layout (one HCSStackIndex layout; statistics per patch)",
     "extra_ok": "ours adds keys",
     "dtype_map": "label dtype int32 (0.1.0 int16 wraps labels > 32767)",
+    "layout_deviation": "ours collates batches (0.1.0: lists of per-sample lists)",
 }
 
 
@@ -514,7 +659,7 @@ def _strip(obs, case=None, ref=None):
         if isinstance(v, dict):
             out = {}
             for k, x in v.items():
-                if k == "values":
+                if k == "values" or (k == "raw_layout" and case.get("layout_deviation")):
                     continue
                 if case.get("meta_deviation") and (k == "index" or k.endswith("norm_meta")):
                     continue
@@ -599,6 +744,15 @@ def _compare(case, mine, ref, row):
         a, b = flat(mine["value"]), flat(ref["value"])
         same = a.keys() == b.keys() and all(abs(a[k] - b[k]) <= 2e-3 + 1e-6 * abs(b[k]) for k in b)
         return same, f"ours {mine['value']}; 0.1.0 {ref['value']}"
+    if case["kind"] == "cached_concat_gpu":
+        # deviation on purpose: 0.1.0 hands the model the uncollated list, untransformed;
+        # ours one collated dict through the first child's GPU transforms (mark 1.0)
+        text = f"ours {mine['value']}; 0.1.0 {ref['value']}"
+        expected = mine["value"] == {"layout": "dict", "marks": [1.0]}
+        untouched = ref["value"]["layout"] == "list" and 1.0 not in ref["value"]["marks"]
+        if expected and untouched:
+            row["deviation_note"] = f"{case['deviation']}; {text}"[:600]
+        return expected and (untouched or mine["value"] == ref["value"]), text
     if case["kind"] == "sampler_ddp":
         same = mine["value"]["dealt"] == ref["value"]["dealt"]
         return same, f"ours {mine['value']}, 0.1.0 {ref['value']}"

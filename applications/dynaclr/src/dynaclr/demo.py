@@ -229,12 +229,16 @@ def _data(config: DemoConfig, out: Path, fit: bool, train_fovs, held_out_fovs, c
         "batch_size": config.batch_size if fit else 128,
         "num_workers": config.num_workers,
         "seed": config.seed,
+        # the synthetic cells lie anywhere, near the border too: keep them all (0.1.0's
+        # default drops cells within half a patch of the border)
+        "exclude_border_cells": False,
         **_transforms(keys, augment=fit, config=config),
     }
     if fit:
         init.update(
             split_ratio=0.8,
             time_interval=1,
+            follow_lineage=True,  # a dividing cell's last frame pairs with a daughter
             return_negative=False,  # NT-Xent: the other cells of the batch are negatives
             fit_exclude_fovs=list(held_out_fovs),
         )

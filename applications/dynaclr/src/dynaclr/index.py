@@ -9,7 +9,7 @@ condition wells, and adds the columns the sampler and dataset need:
 * ``y_origin``, ``x_origin``: the top-left corner of the cell's patch, clamped so the whole
   patch lies inside the image (border cells are kept, CELL-03); tracks are read and
   validated by :func:`viscy_data.read_tracks_csv` (one CSV per FOV; a centroid or frame
-  outside the image is an error naming the file and line, centroids are rounded half up);
+  outside the image is an error naming the file and line, centroids are truncated to their pixel);
 * ``valid_anchors``: the rows that have a positive for some offset in ``tau_range``,
   in the same track or in a descendant track after division (CELL-04).
 

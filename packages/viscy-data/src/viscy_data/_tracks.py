@@ -25,6 +25,7 @@ __all__ = [
     "patch_starts",
     "read_tracks_csv",
     "validate_tracks",
+    "clear_of_border",
     "window_inside",
 ]
 
@@ -122,16 +123,17 @@ def _centroid_column(table: pd.DataFrame, column: str, source: str, extent: int)
             f"{source}: column '{column}' must hold numbers, found missing or "
             f"non-numeric values on line(s) {_bad_rows(bad, values=table[column], column=column)}"
         )
-    # round half up (not to even, not truncation): 10.5 -> 11, 10.49 -> 10
-    rounded = np.floor(values + 0.5).astype(np.int64)
-    outside = (rounded < 0) | (rounded >= extent)
+    # truncated to the pixel that holds the centroid, as 0.1.0 does (int(48.9) = 48); floor,
+    # so a centroid just left of 0 (-0.5) is outside the image rather than on pixel 0
+    pixels = np.floor(values).astype(np.int64)
+    outside = (pixels < 0) | (pixels >= extent)
     if outside.any():
         raise ValueError(
             f"{source}: centroid column '{column}' is outside the image "
             f"(valid 0..{extent - 1}) on line(s) "
             f"{_bad_rows(outside, values=table[column], column=column)}"
         )
-    return rounded
+    return pixels
 
 
 def read_tracks_csv(
@@ -161,7 +163,8 @@ def read_tracks_csv(
     -------
     pd.DataFrame
         Columns ``fov_name, track_id, t, id, parent_track_id, parent_id, z, y, x`` (ids int64,
-        centroids rounded to the nearest pixel as int64), in file order. Missing optional id
+        centroids truncated to the pixel that holds them, as int64, as in 0.1.0), in file
+        order. Missing optional id
         columns are filled with -1 and a missing ``z`` with 0.
 
     Raises
@@ -276,6 +279,17 @@ def patch_starts(centers: np.ndarray, size: int, extent: np.ndarray | int) -> np
     return np.clip(starts, 0, np.asarray(extent, dtype=np.int64) - size)
 
 
+def clear_of_border(centers: np.ndarray, size: int, extent: np.ndarray | int) -> np.ndarray:
+    """Whether each center lies strictly inside ``(size // 2, extent - size // 2)``.
+
+    The border rule of the 0.1.0 triplet datasets: a cell is kept when its center is more
+    than half a patch from both edges (a window touching the edge is dropped too).
+    """
+    centers = np.asarray(centers)
+    half = size // 2
+    return (centers > half) & (centers < np.asarray(extent, dtype=np.int64) - half)
+
+
 def window_inside(centers: np.ndarray, size: int, extent: np.ndarray | int) -> np.ndarray:
     """Whether the centered window of each center lies inside ``[0, extent)`` unshifted."""
     starts = np.asarray(centers, dtype=np.int64) - size // 2
@@ -330,6 +344,10 @@ class TrackIndex:
         (the two views differ by augmentation) and negatives come from any time.
     need_positive : bool
         Whether anchors must have a positive (fit); in predict mode every row is an anchor.
+    follow_lineage : bool
+        Whether a positive may be a descendant (daughter after a division) when the anchor's
+        own track has no row ``dt`` frames later. ``False``: only the anchor's own track
+        (0.1.0's ``TripletDataset``), so the last frames before a division are no anchors.
     """
 
     def __init__(
@@ -337,6 +355,7 @@ class TrackIndex:
         tracks: pd.DataFrame,
         time_interval: Literal["any"] | int = "any",
         need_positive: bool = True,
+        follow_lineage: bool = True,
     ) -> None:
         if time_interval != "any":
             if isinstance(time_interval, bool) or not isinstance(time_interval, int | np.integer):
@@ -346,6 +365,7 @@ class TrackIndex:
             if time_interval < 1:
                 raise ValueError(f"time_interval must be 'any' or an int >= 1, got {time_interval}")
         self.time_interval = time_interval
+        self.follow_lineage = bool(follow_lineage)
         self.tracks = tracks.reset_index(drop=True)
         n = len(self.tracks)
         self.fov_index = self.tracks["fov_index"].to_numpy(dtype=np.int64)
@@ -387,7 +407,7 @@ class TrackIndex:
         pair_track, pair_row, pair_depth = [ancestor], [rows], [np.zeros(n, np.int64)]
         depth = 0
         alive = np.ones(n, dtype=bool)
-        while True:
+        while self.follow_lineage:
             depth += 1
             ancestor = np.where(alive, self.parent[ancestor], -1)
             alive = ancestor >= 0

@@ -5,7 +5,8 @@
 - :class:`ConcatDataModule`: the children's datasets concatenated into one loader; the
   children must agree on batch size, workers and patches per stack.
 - :class:`BatchedConcatDataModule` / :class:`BatchedConcatDataset`: the same for datasets
-  that read whole batches at once (``__getitems__``, e.g. the triplet datasets).
+  that read whole batches at once (``__getitems__``, e.g. the triplet datasets); each child's
+  share of a batch goes through that child's own device transforms.
 - :class:`CachedConcatDataModule`: concatenation of cached GPU-augmentation DataModules,
   sharded under DDP.
 """
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import bisect
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
 from typing import Any, Literal
@@ -25,6 +27,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from viscy_data._reader import worker_start_method
 from viscy_data._utils import collate_samples
 from viscy_data.gpu_aug import distributed_sampler
+from viscy_data.loading import identity_collate
 
 __all__ = [
     "BatchedConcatDataModule",
@@ -267,33 +270,53 @@ class ConcatDataModule(_ConcatLoaders):
         return self._loader(self.val_dataset, self.batch_size, shuffle=False, drop_last=False)
 
 
+DATASET_INDEX_KEY = "_dataset_idx"
+
+
 def _concat_batches(parts: Sequence[Any]) -> Any:
-    """Concatenate collated batches along the first axis (tensors, lists, nested dicts)."""
+    """Concatenate collated batches along the first axis.
+
+    Tensors are concatenated, dicts key by key (keys every part has), named tuples such as
+    :class:`~viscy_data.HCSStackIndex` field by field, other lists and tuples item by item;
+    other values stay one value where all parts agree, else become a list (one per part).
+    """
     first = parts[0]
     if isinstance(first, torch.Tensor):
-        return torch.cat(parts, dim=0)
+        return torch.cat(list(parts), dim=0)
     if isinstance(first, dict):
-        return {key: _concat_batches([p[key] for p in parts]) for key in first}
+        keys = [k for k in first if all(isinstance(p, dict) and k in p for p in parts)]
+        return {key: _concat_batches([p[key] for p in parts]) for key in keys}
+    if isinstance(first, tuple) and hasattr(first, "_fields"):
+        return type(first)(*(_concat_batches(list(f)) for f in zip(*parts, strict=True)))
     if isinstance(first, list | tuple):
         return [item for part in parts for item in part]
-    raise TypeError(f"cannot concatenate batch parts of type {type(first).__name__}")
+    # anything else (a name, a flag): one value if the parts agree, else one per part
+    return first if all(type(p) is type(first) and p == first for p in parts) else list(parts)
 
 
 def collate_batched_parts(parts: Sequence[Any]) -> Any:
-    """Collate :meth:`BatchedConcatDataset.__getitems__` output into one batch.
+    """One batch from :meth:`BatchedConcatDataset.__getitems__` parts, without the devices.
 
-    Each part is either a batch dict already collated by its dataset or a list of samples.
+    Concatenates the parts (in order) and drops their ``_dataset_idx``; for code that iterates
+    a :class:`BatchedConcatDataset` by hand. :class:`BatchedConcatDataModule` instead keeps the
+    parts apart until each child's ``on_after_batch_transfer`` has run on its own part.
     """
-    batches = [part if isinstance(part, dict) else collate_samples(part) for part in parts]
+    batches = [
+        {k: v for k, v in part.items() if k != DATASET_INDEX_KEY}
+        if isinstance(part, dict)
+        else collate_samples(part)
+        for part in parts
+    ]
     return batches[0] if len(batches) == 1 else _concat_batches(batches)
 
 
 class BatchedConcatDataset(ConcatDataset):
     """A ConcatDataset that reads each child's share of a batch with one call.
 
-    ``__getitems__(indices)`` groups the indices by child dataset and calls the child's own
-    ``__getitems__`` (batched reads) where it has one, else ``__getitem__`` per index; it
-    returns one part per child touched, for :func:`collate_batched_parts`.
+    ``__getitems__(indices)`` groups the indices by child dataset (in order of first
+    appearance) and calls the child's own ``__getitems__`` (batched reads) where it has one,
+    else ``__getitem__`` per index. As in 0.1.0, it returns a list with one collated batch
+    dict per child touched, each tagged with the child's position in ``_dataset_idx``.
 
     Parameters
     ----------
@@ -317,7 +340,7 @@ class BatchedConcatDataset(ConcatDataset):
         dataset_idx, local = self._locate(index)
         return self.datasets[dataset_idx][local]
 
-    def __getitems__(self, indices: Sequence[int]) -> list:
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         groups: dict[int, list[int]] = {}
         for index in indices:
             dataset_idx, local = self._locate(int(index))
@@ -326,14 +349,22 @@ class BatchedConcatDataset(ConcatDataset):
         for dataset_idx, local_indices in groups.items():
             dataset = self.datasets[dataset_idx]
             if hasattr(dataset, "__getitems__"):
-                parts.append(dataset.__getitems__(local_indices))
+                part = dataset.__getitems__(local_indices)
             else:
-                parts.append([dataset[i] for i in local_indices])
+                part = [dataset[i] for i in local_indices]
+            if not isinstance(part, dict):
+                part = collate_samples(part)
+            parts.append({**part, DATASET_INDEX_KEY: dataset_idx})
         return parts
 
 
 class BatchedConcatDataModule(ConcatDataModule):
     """:class:`ConcatDataModule` for datasets with batched reads (``__getitems__``).
+
+    A loader batch is a list with one collated part per child it draws from, each tagged
+    ``_dataset_idx`` (as in 0.1.0). ``on_after_batch_transfer`` runs each child's own
+    ``on_after_batch_transfer`` (its normalizations and augmentations) on its part and
+    concatenates the parts into one batch, in part order.
 
     Parameters
     ----------
@@ -341,7 +372,7 @@ class BatchedConcatDataModule(ConcatDataModule):
         The children.
     """
 
-    collate_fn = staticmethod(collate_batched_parts)
+    collate_fn = staticmethod(identity_collate)
 
     def __init__(self, data_modules: Sequence[LightningDataModule]) -> None:
         super().__init__(data_modules)
@@ -349,13 +380,38 @@ class BatchedConcatDataModule(ConcatDataModule):
     def _concat(self, datasets: Iterable[Dataset]) -> BatchedConcatDataset:
         return BatchedConcatDataset(list(datasets))
 
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, dict):  # not from our loaders: the first child's transforms
+            return super().on_after_batch_transfer(batch, dataloader_idx)
+        outputs = []
+        for part in batch:
+            part = dict(part)
+            child = self.data_modules[int(part.pop(DATASET_INDEX_KEY))]
+            child.trainer = self.trainer
+            outputs.append(child.on_after_batch_transfer(part, dataloader_idx))
+        return outputs[0] if len(outputs) == 1 else _concat_batches(outputs)
+
+
+def _transform_kinds(transform: Any) -> list[str]:
+    """Type names of a (composed) transform's steps, to tell children's pipelines apart."""
+    if transform is None:
+        return []
+    steps = getattr(transform, "transforms", None)
+    if isinstance(steps, list | tuple):
+        return [name for step in steps for name in _transform_kinds(step)]
+    return [type(transform).__name__]
+
 
 class CachedConcatDataModule(_ConcatLoaders):
     """Concatenation of cached GPU-augmentation DataModules (e.g. several plates' caches).
 
     Each child keeps its own caches (so their key spaces never mix); the concatenated loaders
-    shard under DDP and the first child's GPU transforms apply to every batch. The children
+    shard under DDP and collate every batch into one dict; the first child's GPU transforms
+    apply to every batch (a ``UserWarning`` says so when the children's differ). The children
     must agree on ``batch_size``, ``num_workers`` and ``prefetch_factor``.
+
+    0.1.0 yields uncollated batches (a list of per-sample lists) and applies no GPU
+    transforms at all; see COMPATIBILITY.md.
 
     Parameters
     ----------
@@ -367,6 +423,20 @@ class CachedConcatDataModule(_ConcatLoaders):
         super().__init__()
         self.data_modules = _check_children(data_modules, type(self).__name__)
         self._agree_on_loader_settings()
+        self._warn_if_transforms_differ()
+
+    def _warn_if_transforms_differ(self) -> None:
+        for name in ("train_gpu_transforms", "val_gpu_transforms"):
+            kinds = [_transform_kinds(getattr(dm, name, None)) for dm in self.data_modules]
+            others = [i for i, k in enumerate(kinds) if k != kinds[0]]
+            if others:
+                warnings.warn(
+                    f"CachedConcatDataModule applies the first child's {name} "
+                    f"({kinds[0]}) to every batch; data_modules{others} have other ones "
+                    f"({[kinds[i] for i in others]}), which are not used",
+                    UserWarning,
+                    stacklevel=3,
+                )
 
     def setup(self, stage: str) -> None:
         self._setup_children(stage)

@@ -1,11 +1,12 @@
 """Triplets of tracked cells for contrastive learning (DynaCLR).
 
-An anchor is a cell patch at time ``t``; its positive is the same cell (or its daughter after
-a division) at ``t + dt``; its negative is another track. :class:`TripletDataset` draws a
-whole batch of anchors, positives and negatives and reads all their patches in one batched
-call of :class:`~viscy_data._reader.PatchReader`. :class:`TripletDataModule` finds the tracks
-CSVs, validates everything at ``setup()``, serves the batches with thread workers and, on the
-device, normalizes, augments and center-crops them channel by channel.
+An anchor is a cell patch at time ``t``; its positive is the same cell at ``t + dt`` (or, with
+``follow_lineage=True``, its daughter after a division); its negative is another track.
+:class:`TripletDataset` draws a whole batch of anchors, positives and negatives and reads all
+their patches in one batched call of :class:`~viscy_data._reader.PatchReader`.
+:class:`TripletDataModule` finds the tracks CSVs, validates everything at ``setup()``, serves
+the batches with thread workers and, on the device, normalizes, augments and center-crops them
+channel by channel.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ from viscy_data._reader import PatchBox, PatchReader
 from viscy_data._tracks import (
     TrackIndex,
     batch_rng,
+    clear_of_border,
     find_tracks_csv,
     patch_starts,
     read_tracks_csv,
     validate_tracks,
-    window_inside,
 )
 from viscy_data._triplet_base import TripletDataModuleBase, split_items
 from viscy_data._typing import ULTRACK_INDEX_COLUMNS
@@ -84,8 +85,13 @@ class TripletDataset(Dataset):
     reader : PatchReader, optional
         Reader of the plate; opened on the positions' store when not given.
     exclude_border_cells : bool
-        Drop cells whose patch would cross the image border. By default they are kept and
-        their read window is shifted inward.
+        Drop cells (anchors and positive candidates) whose center is within half a patch
+        of the Y/X border, inclusive (0.1.0's rule, the default; Z is not checked). With
+        ``False`` they are kept and their read window is shifted inward.
+    follow_lineage : bool
+        Let a positive be a daughter after a division when the anchor's track ends before
+        ``t + time_interval``. ``False`` (default, as in 0.1.0): positives come from the
+        anchor's own track only.
     seed : int
         Seed of all sampling randomness (positive daughter choice, negatives).
     norm_metas : list[dict or None], optional
@@ -108,7 +114,8 @@ class TripletDataset(Dataset):
         return_negative: bool = True,
         *,
         reader: PatchReader | None = None,
-        exclude_border_cells: bool = False,
+        exclude_border_cells: bool = True,
+        follow_lineage: bool = False,
         seed: int = 0,
         norm_metas: list[dict | None] | None = None,
     ) -> None:
@@ -157,7 +164,9 @@ class TripletDataset(Dataset):
             raise ValueError(
                 f"No cells left to sample from FOVs {self.fov_names[:5]} after filtering"
             )
-        self.index = TrackIndex(tracks, time_interval=time_interval, need_positive=fit)
+        self.index = TrackIndex(
+            tracks, time_interval=time_interval, need_positive=fit, follow_lineage=follow_lineage
+        )
         if fit and len(self.index) == 0:
             raise ValueError(
                 f"No anchor has a positive {time_interval} frame(s) later in FOVs "
@@ -240,9 +249,9 @@ class TripletDataset(Dataset):
         if exclude_border_cells:
             extents = np.array([s[3:] for s in shapes], dtype=np.int64)
             fov = tracks["fov_index"].to_numpy()
-            inside = window_inside(
+            inside = clear_of_border(
                 tracks["y"].to_numpy(), self.yx_patch_size[0], extents[fov, 0]
-            ) & window_inside(tracks["x"].to_numpy(), self.yx_patch_size[1], extents[fov, 1])
+            ) & clear_of_border(tracks["x"].to_numpy(), self.yx_patch_size[1], extents[fov, 1])
             tracks = tracks[inside]
         return tracks.reset_index(drop=True)
 
@@ -384,7 +393,11 @@ class TripletDataModule(TripletDataModuleBase):
         Decoded-chunk cache of the reader, in bytes (``None``: the reader's default, ``0``
         disables it).
     exclude_border_cells : bool
-        Drop cells whose patch crosses the image border instead of shifting the window.
+        Drop cells within half a patch of the Y/X border (default, as in 0.1.0); ``False``
+        keeps them and shifts their read window inward.
+    follow_lineage : bool
+        Let positives follow a division into a daughter track (see :class:`TripletDataset`);
+        default ``False``, as in 0.1.0.
     seed : int
         Seed of the FOV split, the loader shuffling and the triplet sampling.
     """
@@ -417,7 +430,8 @@ class TripletDataModule(TripletDataModuleBase):
         pin_memory: bool = False,
         z_window_size: int | None = None,
         cache_pool_bytes: int | None = None,
-        exclude_border_cells: bool = False,
+        exclude_border_cells: bool = True,
+        follow_lineage: bool = False,
         seed: int = 0,
     ) -> None:
         z_range = (int(z_range[0]), int(z_range[1]))
@@ -464,6 +478,7 @@ class TripletDataModule(TripletDataModuleBase):
         self.return_negative = return_negative
         self.cache_pool_bytes = cache_pool_bytes
         self.exclude_border_cells = exclude_border_cells
+        self.follow_lineage = follow_lineage
 
     # ------------------------------------------------------------------ setup
 
@@ -523,6 +538,7 @@ class TripletDataModule(TripletDataModuleBase):
             return_negative=self.return_negative,
             reader=reader,
             exclude_border_cells=self.exclude_border_cells,
+            follow_lineage=self.follow_lineage,
             seed=self.seed,
             norm_metas=norm_metas,
         )
