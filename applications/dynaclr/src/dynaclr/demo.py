@@ -55,7 +55,7 @@ class DemoConfig:
     width: int = 8
     embedding_dim: int = 32
     projection_dim: int = 32
-    epochs: int = 16
+    epochs: int = 20
     batch_size: int = 64
     lr: float = 2e-3
     temperature: float = 0.2
