@@ -65,18 +65,11 @@ def test_configs_are_the_products_own(tmp_path):
     assert writer == "viscy_utils.callbacks.embedding_writer.EmbeddingWriter"
 
 
-# A smaller demo that still separates a trained from an untrained encoder (seeded).
-SMALL = replace(
-    DemoConfig(),
-    timepoints=6,
-    image_size=96,
-    fovs_per_well=3,
-    held_out_fovs_per_well=1,
-    cells_per_fov=6,
-    infection_onset=2,
-    epochs=6,
-    batch_size=48,
-)
+# The demo's own configuration, seeded (about 2 CPU-minutes). Smaller plates were tried and
+# are not reliable: with 3-4 FOVs per well, 6-10 cells and 6-12 epochs the gap between
+# trained and untrained probes ranged from -0.09 to 0.16 across seeds 0 and 1. This one gives
+# 0.729 -> 0.924 (seed 0) and 0.694 -> 0.852 (seed 1).
+SMALL = replace(DemoConfig(), seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +80,6 @@ def small_demo(tmp_path_factory):
     return out, run_demo(out, SMALL, progress=False)
 
 
-@pytest.mark.xfail(
-    reason="issue 16 target not reached yet: on this small config the untrained encoder's "
-    "probe (0.82) still beats the trained one (0.77); random conv features read the "
-    "relocalization phenotype well",
-    strict=False,
-)
 def test_training_beats_the_untrained_probe_by_a_margin(small_demo):
     _, result = small_demo
     trained, untrained = result.metrics["trained"], result.metrics["untrained"]
@@ -110,7 +97,8 @@ def test_training_makes_embeddings_smoother(small_demo):
     b = anndata.read_zarr(out / "embeddings_untrained.zarr")
     assert a.n_obs == b.n_obs > 0
     assert not np.allclose(np.asarray(a.X), np.asarray(b.X))
-    held_out = {f"{r}/{c}/{SMALL.fovs_per_well - 1}" for r, c in SMALL.wells}
+    n, k = SMALL.fovs_per_well, SMALL.held_out_fovs_per_well
+    held_out = {f"{r}/{c}/{i}" for r, c in SMALL.wells for i in range(n - k, n)}
     assert set(a.obs["fov_name"].astype(str).str.strip("/")) == held_out
     assert a.uns["provenance"]["checkpoint"].endswith("last.ckpt")
     assert b.uns["provenance"]["checkpoint"] == ""

@@ -247,13 +247,8 @@ def test_writing_logs_no_iohub_warning(tmp_path, caplog):
     assert not [r for r in caplog.records if r.name.startswith("iohub")]
 
 
-def test_translocation_hides_infection_from_fluorescence_statistics(tmp_path):
-    """Infection moves the reporter focus onto the nucleus; GFP alone looks alike.
-
-    Per cell, the share of the reporter in the brightest pixels is alike in both states
-    (within sampling noise), while the label-free pixels under the focus tell them apart:
-    dark (nucleus) once infected, bright (cytoplasm) before.
-    """
+def _cell_windows(tmp_path, phenotype):
+    """(infection_state, GFP window - 100, label-free window), 17 x 17 around each cell."""
     plate = write_synthetic_plate(
         tmp_path / "plate.zarr",
         shape=(6, 2, 1, 128, 128),
@@ -263,9 +258,8 @@ def test_translocation_hides_infection_from_fluorescence_statistics(tmp_path):
         seed=1,
         tracks_path=tmp_path / "tracks",
         infection_onset=1,
-        phenotype="translocation",
+        phenotype=phenotype,
     )
-    rows = {"infected": [], "uninfected": []}
     with open_ome_zarr(plate.path) as store:
         for fov, cells in plate.cells.groupby("fov_name"):
             image = store[fov]["0"].numpy().astype(np.float32)
@@ -275,13 +269,39 @@ def test_translocation_hides_infection_from_fluorescence_statistics(tmp_path):
                     continue
                 gfp = image[cell.t, 1, 0, y - 8 : y + 9, x - 8 : x + 9] - 100.0
                 phase = image[cell.t, 0, 0, y - 8 : y + 9, x - 8 : x + 9]
-                peak = np.unravel_index(np.argmax(gfp), gfp.shape)
-                rows[cell.infection_state].append(
-                    (gfp.sum(), np.sort(gfp.ravel())[-20:].mean() / gfp.sum(), phase[peak])
-                )
+                yield cell.infection_state, gfp, phase
+
+
+def test_translocation_hides_infection_from_fluorescence_statistics(tmp_path):
+    """Infection moves the reporter focus onto the nucleus; GFP alone looks alike.
+
+    Per cell, the share of the reporter in the brightest pixels is alike in both states
+    (within sampling noise), while the label-free pixels under the focus tell them apart:
+    dark (nucleus) once infected, bright (cytoplasm) before.
+    """
+    rows = {"infected": [], "uninfected": []}
+    for state, gfp, phase in _cell_windows(tmp_path, "translocation"):
+        peak = np.unravel_index(np.argmax(gfp), gfp.shape)
+        rows[state].append((gfp.sum(), np.sort(gfp.ravel())[-20:].mean() / gfp.sum(), phase[peak]))
     infected, uninfected = (np.array(rows[k]) for k in ("infected", "uninfected"))
     assert len(infected) > 50 and len(uninfected) > 50
     share = np.median(infected[:, 1]) / np.median(uninfected[:, 1])
     assert abs(share - 1) < 0.15, share
     # under the focus, the label-free image is darker when the focus is on the nucleus
     assert np.median(infected[:, 2]) < np.median(uninfected[:, 2]) - 200
+
+
+def test_relocalization_defocus_inverts_labelfree_in_half_of_the_frames(tmp_path):
+    """Infection concentrates the reporter in the nucleus at about the same total; the
+    label-free body is darker than the background in about half of the cell frames."""
+    rows = {"infected": [], "uninfected": []}
+    for state, gfp, phase in _cell_windows(tmp_path, "relocalization_defocus"):
+        centre = gfp[6:11, 6:11].sum() / gfp.sum()
+        rows[state].append((gfp.sum(), centre, phase[6:11, 6:11].mean()))
+    infected, uninfected = (np.array(rows[k]) for k in ("infected", "uninfected"))
+    assert len(infected) > 50 and len(uninfected) > 50
+    total = np.median(infected[:, 0]) / np.median(uninfected[:, 0])
+    assert abs(total - 1) < 0.3, total
+    assert np.median(infected[:, 1]) > 1.3 * np.median(uninfected[:, 1])
+    inverted = np.mean(np.concatenate([infected[:, 2], uninfected[:, 2]]) < 700.0)
+    assert 0.3 < inverted < 0.7, inverted

@@ -1,8 +1,10 @@
 """``dynaclr demo``: the product's own pipeline on a synthetic plate, on a CPU, in minutes.
 
-1. write a synthetic time-lapse plate (``viscy_data.synthetic``) whose infected cells move a
-   reporter from the cytoplasm into the nucleus at matched total intensity, so mean
-   brightness alone does not tell infection;
+1. write a synthetic time-lapse plate (``viscy_data.synthetic``, phenotype
+   ``"relocalization_defocus"``) whose infected cells move a reporter from the cytoplasm into
+   the nucleus at matched total intensity, so mean brightness alone does not tell infection,
+   under per-frame nuisances (fluorescent debris, and a defocus that inverts the label-free
+   contrast of half of the cells) that dominate the features of an untrained encoder;
 2. write ``DIR/fit.yml`` and run it exactly as ``dynaclr fit -c DIR/fit.yml`` does:
    ``TripletDataModule`` (normalizations and augmentations on the batch), a
    ``ContrastiveModule`` with a small encoder and NT-Xent + hard-negative concentration;
@@ -45,15 +47,15 @@ class DemoConfig:
     wells: tuple[tuple[str, str], ...] = (("A", "1"), ("A", "2"), ("B", "1"), ("B", "2"))
     fovs_per_well: int = 4
     held_out_fovs_per_well: int = 2
-    cells_per_fov: int = 8
+    cells_per_fov: int = 12
     infection_onset: int | None = 3
-    phenotype: str = "relocalization"
+    phenotype: str = "relocalization_defocus"
     initial_patch_size: int = 40
     patch_size: int = 32
     width: int = 8
     embedding_dim: int = 32
     projection_dim: int = 32
-    epochs: int = 12
+    epochs: int = 20
     batch_size: int = 64
     lr: float = 2e-3
     temperature: float = 0.2
@@ -64,6 +66,9 @@ class DemoConfig:
     #: the frame-to-frame nuisances of the synthetic phenotype (cell size, brightness)
     augment_scale: float = 0.1
     augment_intensity: float = 0.3
+    #: chance of inverting the label-free channel of a sample: it matches the phenotype's
+    #: per-frame defocus (label-free contrast inverted in half of the frames)
+    augment_invert_labelfree: float = 0.5
 
     @classmethod
     def quick(cls) -> DemoConfig:
@@ -174,6 +179,13 @@ def _transforms(keys: list[str], augment: bool, config: DemoConfig | None = None
                 "init_args": {"keys": keys, "prob": 0.5, "mean": 0.0, "std": 0.1},
             },
         ]
+        if config.augment_invert_labelfree > 0:
+            sections["augmentations"].append(
+                {
+                    "class_path": "viscy_transforms.BatchedRandInvertIntensityd",
+                    "init_args": {"keys": [keys[0]], "prob": config.augment_invert_labelfree},
+                }
+            )
     return sections
 
 

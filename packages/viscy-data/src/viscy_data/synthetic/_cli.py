@@ -59,11 +59,12 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-normalization", action="store_true")
     parser.add_argument(
         "--phenotype",
-        choices=["reporter", "relocalization", "translocation"],
+        choices=["reporter", "relocalization", "translocation", "relocalization_defocus"],
         default="reporter",
         help="infection phenotype: a bright reporter (default), reporter relocalization "
-        "to the nucleus at matched total intensity, or translocation of a reporter focus onto "
-        "the nucleus seen in the label-free channel",
+        "to the nucleus at matched total intensity, translocation of a reporter focus onto "
+        "the nucleus seen in the label-free channel, or relocalization under per-frame "
+        "defocus (label-free contrast inverted in half of the frames) and debris",
     )
     return parser
 

@@ -69,10 +69,22 @@ class CellWindow:
 #: same distance from the cell centre); only where the focus sits relative to the nucleus of
 #: the label-free channel tells infection. Brightness, size, focus position and background
 #: vary strongly from frame to frame, as the training augmentations do.
-PHENOTYPES = ("reporter", "relocalization", "translocation")
+#: ``"relocalization_defocus"``: ``"relocalization"`` with a weaker relocalization (70 % of
+#: the reporter in the nucleus of an infected cell), more debris, and a per-frame defocus that
+#: inverts a cell's label-free contrast (darker than the background) in half of the frames.
+#: The inversion and the debris change from one frame to the next while infection stays: an
+#: encoder trained with temporal positives and an inverting augmentation learns to ignore
+#: them, a random one is dominated by them (``dynaclr demo``'s phenotype).
+PHENOTYPES = ("reporter", "relocalization", "translocation", "relocalization_defocus")
+#: Phenotypes drawn by the relocalization renderer.
+_RELOCALIZATION_PHENOTYPES = ("relocalization", "relocalization_defocus")
 
 _NUCLEUS_R2 = 0.12  # nuclear profile exp(-r2 / (2 * this)): sigma ~ 0.35 cell radii
 _RELOCALIZED_FRACTION = 0.85  # of the reporter in the nucleus of an infected cell
+_RELOCALIZED_FRACTIONS = {"relocalization": _RELOCALIZED_FRACTION, "relocalization_defocus": 0.7}
+_DEBRIS_PER_CELLS = {"relocalization_defocus": 3.0}  # other phenotypes: _DEBRIS_PER_CELL
+_DEFOCUS_INVERSION_PROB = 0.5  # "relocalization_defocus": per cell and frame
+_INVERTED_LABELFREE_LEVEL = -0.5  # label-free body brightness factor of an inverted frame
 _RELOCALIZATION_ELONGATION = (1.06, 0.95)  # (long, short) axis factors when infected
 _FLICKER_SIGMA = 0.3  # per-frame log-normal jitter of each cell's reporter brightness
 _RELOCALIZATION_SIZE_SIGMA = 0.0  # per-frame log-normal jitter of the cell's size (0: none)
@@ -92,7 +104,11 @@ _TRANSLOCATION_SIGMAS = {  # per-frame log-normal jitters
 
 
 def _add_debris(
-    plane: np.ndarray, n_cells: int, rng: np.random.Generator, scale: float = 1.0
+    plane: np.ndarray,
+    n_cells: int,
+    rng: np.random.Generator,
+    scale: float = 1.0,
+    per_cell: float = _DEBRIS_PER_CELL,
 ) -> None:
     """Bright blobs of random size at random places, new each frame (``"relocalization"``).
 
@@ -100,7 +116,7 @@ def _add_debris(
     a cell over time.
     """
     depth, height, width = plane.shape
-    n = rng.poisson(_DEBRIS_PER_CELL * max(n_cells, 1))
+    n = rng.poisson(per_cell * max(n_cells, 1))
     for _ in range(n):
         cy, cx = rng.uniform(0, height), rng.uniform(0, width)
         sigma = rng.uniform(1.0, 3.5)
@@ -156,7 +172,7 @@ def _fluorescence_floor(plane: np.ndarray, background: np.ndarray) -> None:
 
 
 def _fluorescence_cell(cell: CellWindow) -> np.ndarray:
-    if cell.phenotype == "relocalization":
+    if cell.phenotype in _RELOCALIZATION_PHENOTYPES:
         return _relocalized_reporter(cell)
     if cell.focus is not None:
         return _translocated_reporter(cell)
@@ -170,7 +186,7 @@ def _relocalized_reporter(cell: CellWindow) -> np.ndarray:
     """Reporter in the cytoplasm, or mostly in the nucleus once infected, at one total."""
     nucleus = np.exp(-cell.r2 / np.float32(2 * _NUCLEUS_R2))
     cytoplasm = cell.body * (1.0 - nucleus)
-    fraction = _RELOCALIZED_FRACTION if cell.infected else 0.0
+    fraction = _RELOCALIZED_FRACTIONS[cell.phenotype] if cell.infected else 0.0
     total = np.float32(cell.reporter_level * 500.0) * cell.body.sum()
     profile = (1.0 - fraction) * cytoplasm / max(float(cytoplasm.sum()), 1e-6)
     profile = profile + fraction * nucleus / max(float(nucleus.sum()), 1e-6)
@@ -308,6 +324,7 @@ def render_timepoint(
     mask = np.zeros((depth, height, width), dtype=bool)
     z_index = np.arange(depth, dtype=np.float32)
     translocation = phenotype == "translocation"
+    relocalization = phenotype in _RELOCALIZATION_PHENOTYPES
     for row in cells.itertuples(index=False):
         infected = 0 <= onsets[row.track_id] <= t
         if translocation:  # no shape change; the size varies from frame to frame
@@ -332,7 +349,7 @@ def render_timepoint(
         v = (-yy * sin + xx * cos) / np.float32(b)
         r2 = u * u + v * v
         level = 1.0 if reporter_levels is None else reporter_levels.get(row.track_id, 1.0)
-        if phenotype == "relocalization":
+        if relocalization:
             level *= float(rng.lognormal(0.0, _FLICKER_SIGMA))
         if translocation:
             cell = _translocation_window(
@@ -340,8 +357,10 @@ def render_timepoint(
             )
         else:
             labelfree = 1.0
-            if phenotype == "relocalization" and _RELOCALIZATION_LABELFREE_SIGMA > 0:
+            if relocalization and _RELOCALIZATION_LABELFREE_SIGMA > 0:
                 labelfree = float(rng.lognormal(0.0, _RELOCALIZATION_LABELFREE_SIGMA))
+            if phenotype == "relocalization_defocus" and rng.random() < _DEFOCUS_INVERSION_PROB:
+                labelfree *= _INVERTED_LABELFREE_LEVEL  # defocus: a dark cell on the background
             cell = CellWindow(
                 np.exp(-(r2 * r2)), r2, infected, phenotype, level, labelfree_level=labelfree
             )
@@ -351,10 +370,11 @@ def render_timepoint(
         for c, renderer in enumerate(renderers):
             image[c, :, y0:y1, x0:x1] += weight * renderer.cell_signal(cell)
         mask[:, y0:y1, x0:x1] |= (r2 <= 1.0)[None] & (focus > 0.1)[:, None, None]
-    if phenotype in ("relocalization", "translocation"):
+    if relocalization or translocation:
+        per_cell = _DEBRIS_PER_CELLS.get(phenotype, _DEBRIS_PER_CELL)
         for c, renderer in enumerate(renderers):
             if renderer.name == "fluorescence":
-                _add_debris(image[c], len(cells), rng)
+                _add_debris(image[c], len(cells), rng, per_cell=per_cell)
     return image, mask
 
 

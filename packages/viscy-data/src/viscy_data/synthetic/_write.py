@@ -238,7 +238,7 @@ def write_synthetic_plate(
         each cell's onset is jittered by up to one frame.
     progress : bool
         Show a progress bar.
-    phenotype : {"reporter", "relocalization", "translocation"}
+    phenotype : {"reporter", "relocalization", "translocation", "relocalization_defocus"}
         What infection looks like in fluorescence channels (see
         :data:`viscy_data.synthetic.PHENOTYPES`). ``"reporter"`` (default, unchanged plates):
         a bright reporter appears and cells elongate, so mean brightness tells infection.
@@ -246,6 +246,9 @@ def write_synthetic_plate(
         cytoplasm to the nucleus at matched total intensity, with a subtle shape change.
         ``"translocation"``: a reporter focus moves onto an off-centre nucleus seen in the
         label-free channel; the fluorescence channel alone looks alike in both states.
+        ``"relocalization_defocus"``: ``"relocalization"`` with a weaker relocalization, more
+        debris, and a per-frame defocus that inverts the label-free contrast of half of the
+        cells in each frame (the phenotype of ``dynaclr demo``).
     channel_kinds : sequence of str, optional
         Kind of each channel (keys of ``CHANNEL_KINDS`` in ``viscy_data.synthetic._render``),
         overriding the kind chosen from its name. For virtual staining use
