@@ -797,11 +797,84 @@ def _cell_dino_state(img_size: int = 224, patch_size: int = 16) -> dict:
     return state
 
 
+# DINOv3Model loads a Hugging Face model and its image processor from ``model_name``: a
+# local directory here, holding a tiny DINOv3 ViT with values from a fixed formula and a
+# processor with non-ImageNet statistics (so that ignoring them shows). Needs transformers
+# on both sides (ours: `uv sync --group compat`).
+CASES += [
+    case(
+        "DINOv3Model tiny frozen",
+        "foundation.dinov3.DINOv3Model",
+        {},
+        [(2, 1, 5, 32, 32), (2, 3, 24, 40), (1, 2, 3, 40, 48), (1, 4, 16, 16)],
+    )
+    | {"weights": "hf_dinov3", "covers": M + "foundation.dinov3.DINOv3Model"},
+    case(
+        "DINOv3Model tiny unfrozen projection",
+        "foundation.dinov3.DINOv3Model",
+        {"freeze": False},
+        [(2, 1, 5, 32, 32), (1, 2, 48, 40)],
+    )
+    | {"weights": "hf_dinov3", "projection": 4, "covers": M + "foundation.dinov3.DINOv3Model"},
+]
+
+
+def _formula_fill(module: torch.nn.Module) -> None:
+    """Overwrite every floating parameter and buffer with values from a fixed formula."""
+    with torch.no_grad():
+        for j, (name, tensor) in enumerate(module.state_dict().items()):
+            if not tensor.is_floating_point() or name.endswith("inv_freq"):
+                continue
+            n = tensor.numel()
+            values = torch.sin(torch.arange(n, dtype=torch.float64) * 0.37 + j).float()
+            offset = 1.0 if "norm" in name and name.endswith("weight") else 0.0
+            tensor.copy_((values * 0.1 + offset).reshape(tensor.shape))
+
+
+def _tiny_dinov3_dir(folder: str) -> None:
+    from transformers import DINOv3ViTConfig, DINOv3ViTImageProcessor, DINOv3ViTModel
+
+    config = DINOv3ViTConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        patch_size=8,
+        image_size=32,
+        num_register_tokens=2,
+    )
+    model = DINOv3ViTModel(config)
+    _formula_fill(model)
+    model.save_pretrained(folder)
+    DINOv3ViTImageProcessor(
+        image_mean=[0.1, 0.2, 0.3], image_std=[0.5, 0.6, 0.7], size={"height": 32, "width": 32}
+    ).save_pretrained(folder)
+
+
 def _build_from_weights(case_: dict, folder: str):
-    path = f"{folder}/weights.pth"
     kwargs = dict(case_["kwargs"])
+    if case_["weights"] == "hf_dinov3":
+        _tiny_dinov3_dir(folder)
+        if case_.get("projection"):
+            projection = torch.nn.Linear(32, case_["projection"])
+            _formula_fill(projection)
+            kwargs["projection"] = projection
+        return resolve(case_["class"])(folder, **kwargs)
+    path = f"{folder}/weights.pth"
     torch.save(_cell_dino_state(kwargs.get("img_size", 224), kwargs.get("patch_size", 16)), path)
     return resolve(case_["class"])(path, **kwargs)
+
+
+def _train_mode_state(model: torch.nn.Module) -> dict:
+    """After ``train()``: how many submodules are in training mode (a frozen backbone stays
+    in eval), and which parameters take gradients."""
+    model.train()
+    state = {
+        "training_modules": sum(m.training for m in model.modules()),
+        "trainable": sorted(n for n, p in model.named_parameters() if p.requires_grad),
+    }
+    model.eval()
+    return state
 
 
 def _weights_run(case_: dict) -> dict:
@@ -821,6 +894,7 @@ def _weights_run(case_: dict) -> dict:
         "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
         "n_params": sum(p.numel() for p in model.parameters()),
         "frozen": not any(p.requires_grad for p in model.parameters()),
+        "train_mode": _train_mode_state(model),
         "inputs": inputs,
         "outputs": outputs,
     }
@@ -838,12 +912,18 @@ def _ours_weights_case(case_: dict, ref: dict, row: dict) -> dict:
     d = max_abs_diff(ref["outputs"], mine["outputs"])
     row["max_abs_diff"] = d
     scale = max((float(t.abs().max()) for t in _tensors(ref["outputs"])), default=1.0)
-    ok = same_keys and mine["frozen"] == ref["frozen"] and d is not None
+    same_train = mine["train_mode"] == ref.get("train_mode", mine["train_mode"])
+    ok = same_keys and mine["frozen"] == ref["frozen"] and same_train and d is not None
     ok = ok and d <= ATOL + RTOL * scale
     if ok:
-        row.update(status="fixed" if case_["fixed"] else "ok", note=f"was: {case_['fixed']}")
+        note = f"was: {case_['fixed']}" if case_["fixed"] else ""
+        row.update(status="fixed" if case_["fixed"] else "ok", note=note)
     else:
-        row.update(status="DIFF", note=f"keys/shapes equal {same_keys}, max|diff| {d}")
+        row.update(
+            status="DIFF",
+            note=f"keys/shapes equal {same_keys}, train()/requires_grad equal {same_train}, "
+            f"max|diff| {d}",
+        )
     return row
 
 

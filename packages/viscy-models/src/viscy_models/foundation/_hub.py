@@ -9,16 +9,31 @@ import torch.nn as nn
 from viscy_models._pretrained import PretrainedWeightsUnavailableError
 
 
-def load_hf_model(model_name: str, **kwargs: Any) -> nn.Module:
-    """``transformers.AutoModel.from_pretrained`` with actionable errors."""
+def _transformers(model_name: str):
     try:
-        from transformers import AutoModel
+        import transformers
     except ImportError as err:
         raise ImportError(
-            f"Loading '{model_name}' needs the 'transformers' package: pip install transformers"
+            f"Loading '{model_name}' needs the 'transformers' package: "
+            "pip install 'viscy-models[foundation]'"
         ) from err
+    return transformers
+
+
+def load_hf_model(model_name: str, **kwargs: Any) -> nn.Module:
+    """``transformers.AutoModel.from_pretrained`` with actionable errors."""
+    return _from_pretrained(_transformers(model_name).AutoModel, model_name, **kwargs)
+
+
+def load_hf_image_processor(model_name: str, **kwargs: Any) -> Any:
+    """``transformers.AutoImageProcessor.from_pretrained`` with actionable errors."""
+    auto = _transformers(model_name).AutoImageProcessor
+    return _from_pretrained(auto, model_name, **kwargs)
+
+
+def _from_pretrained(auto: Any, model_name: str, **kwargs: Any) -> Any:
     try:
-        return AutoModel.from_pretrained(model_name, **kwargs)
+        return auto.from_pretrained(model_name, **kwargs)
     except (OSError, ValueError, ConnectionError) as err:
         raise PretrainedWeightsUnavailableError(
             f"Could not fetch weights for '{model_name}' from the Hugging Face hub: "
