@@ -819,6 +819,100 @@ CASES += [
 ]
 
 
+# OpenPhenomModel loads with trust_remote_code: a local directory carrying its own tiny
+# model code (a patch embedding with ``predict``), config.json with ``auto_map`` and
+# formula weights. The probe compares preprocess_2d, forward on raw input (0.1.0 hands it to
+# ``predict`` unchanged) and forward on the preprocessed images.
+CASES += [
+    case(
+        "OpenPhenomModel tiny remote code",
+        "foundation.openphenom.OpenPhenomModel",
+        {},
+        [(2, 2, 5, 64, 64), (1, 3, 100, 120), (2, 1, 256, 256)],
+        probe="openphenom",
+    )
+    | {"weights": "hf_openphenom", "covers": M + "foundation.openphenom.OpenPhenomModel"},
+    case(
+        "OpenPhenomModel tiny unfrozen",
+        "foundation.openphenom.OpenPhenomModel",
+        {"freeze": False},
+        [(1, 2, 64, 64)],
+        probe="openphenom",
+    )
+    | {"weights": "hf_openphenom", "covers": M + "foundation.openphenom.OpenPhenomModel"},
+]
+
+_TINY_PHENOM_CONFIG = """from transformers import PretrainedConfig
+
+
+class TinyPhenomConfig(PretrainedConfig):
+    model_type = "tinyphenom"
+
+    def __init__(self, dim=8, patch=32, **kwargs):
+        self.dim, self.patch = dim, patch
+        super().__init__(**kwargs)
+"""
+
+_TINY_PHENOM_MODEL = """import torch
+from transformers import PreTrainedModel
+
+from .configuration_tinyphenom import TinyPhenomConfig
+
+
+class TinyPhenomModel(PreTrainedModel):
+    config_class = TinyPhenomConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.embed = torch.nn.Conv2d(1, config.dim, config.patch, stride=config.patch)
+        self.norm = torch.nn.LayerNorm(config.dim)
+        self.post_init()
+
+    def forward(self, x):
+        b, c = x.shape[:2]
+        tokens = self.embed(x.float().reshape(b * c, 1, *x.shape[2:]) / 255.0)
+        return self.norm(tokens.flatten(2).mean(-1)).reshape(b, c, -1)
+
+    def predict(self, x):
+        return self.forward(x).mean(1)
+"""
+
+
+def _tiny_openphenom_dir(folder: str) -> None:
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    root = Path(folder)
+    (root / "configuration_tinyphenom.py").write_text(_TINY_PHENOM_CONFIG)
+    (root / "modeling_tinyphenom.py").write_text(_TINY_PHENOM_MODEL)
+    config = {
+        "model_type": "tinyphenom",
+        "dim": 8,
+        "patch": 32,
+        "auto_map": {
+            "AutoConfig": "configuration_tinyphenom.TinyPhenomConfig",
+            "AutoModel": "modeling_tinyphenom.TinyPhenomModel",
+        },
+    }
+    (root / "config.json").write_text(json.dumps(config))
+    shapes = {
+        "embed.weight": (8, 1, 32, 32),
+        "embed.bias": (8,),
+        "norm.weight": (8,),
+        "norm.bias": (8,),
+    }
+    state = {}
+    for j, (name, shape) in enumerate(shapes.items()):
+        n = 1
+        for size in shape:
+            n *= size
+        values = torch.sin(torch.arange(n, dtype=torch.float64) * 0.37 + j).float() * 0.1
+        state[name] = (values + (1.0 if name == "norm.weight" else 0.0)).reshape(shape)
+    save_file(state, str(root / "model.safetensors"), metadata={"format": "pt"})
+
+
 def _formula_fill(module: torch.nn.Module) -> None:
     """Overwrite every floating parameter and buffer with values from a fixed formula."""
     with torch.no_grad():
@@ -853,6 +947,9 @@ def _tiny_dinov3_dir(folder: str) -> None:
 
 def _build_from_weights(case_: dict, folder: str):
     kwargs = dict(case_["kwargs"])
+    if case_["weights"] == "hf_openphenom":
+        _tiny_openphenom_dir(folder)
+        return resolve(case_["class"])(folder, **kwargs)
     if case_["weights"] == "hf_dinov3":
         _tiny_dinov3_dir(folder)
         if case_.get("projection"):
@@ -984,6 +1081,14 @@ def _probe_task_head(model, inputs):
     return result
 
 
+def _probe_openphenom(model, inputs):
+    pre = model.preprocess_2d(inputs[0])
+    out = {"preprocess": pre.float(), "preprocessed": model(pre)}
+    if inputs[0].ndim == 4:  # the tiny model takes (B, C, Y, X) only
+        out["raw"] = model(inputs[0])
+    return out
+
+
 def _probe_timesteps(model, _inputs):
     return {"embedding": model(torch.tensor([0.0, 1.0, 10.0, 999.0]))}
 
@@ -993,6 +1098,7 @@ PROBES = {
     "icnr": _probe_icnr,
     "task_head": _probe_task_head,
     "timesteps": _probe_timesteps,
+    "openphenom": _probe_openphenom,
 }
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
 from viscy_models.foundation._frozen import FrozenBackboneMixin
@@ -13,6 +15,10 @@ __all__ = ["OpenPhenomModel"]
 
 class OpenPhenomModel(FrozenBackboneMixin):
     """OpenPhenom masked-autoencoder ViT returning ``(features, features)``.
+
+    As in 0.1.0, :meth:`forward` hands its input unchanged to the model's ``predict``; call
+    :meth:`preprocess_2d` first to turn z-scored patches into the 256 x 256 uint8 images
+    OpenPhenom expects.
 
     Parameters
     ----------
@@ -26,23 +32,28 @@ class OpenPhenomModel(FrozenBackboneMixin):
 
     def __init__(self, model_name: str, freeze: bool = True) -> None:
         super().__init__()
-        self.backbone = load_hf_model(model_name, trust_remote_code=True)
+        self.model = load_hf_model(model_name, trust_remote_code=True)
+        self.target_size = (256, 256)
         self.freeze = freeze
         self._freeze_backbone()
 
+    @property
+    def backbone(self) -> nn.Module:
+        return self.model
+
     def preprocess_2d(self, x: Tensor) -> Tensor:
-        """Middle Z slice, each channel scaled to 0..255 (OpenPhenom expects uint8-like input)."""
+        """Middle Z slice resized bilinearly to 256 x 256, each image min-max scaled over all
+        its channels to 0..255 and truncated to ``uint8``."""
         if x.ndim == 5:
             x = x[:, :, x.shape[2] // 2]
-        lo = x.amin(dim=(2, 3), keepdim=True)
-        hi = x.amax(dim=(2, 3), keepdim=True)
-        return (x - lo) / (hi - lo).clamp_min(1e-6) * 255.0
+        if x.ndim != 4:
+            raise ValueError(f"Expected (B, C, Z, Y, X) or (B, C, Y, X), got {tuple(x.shape)}.")
+        if tuple(x.shape[-2:]) != self.target_size:
+            x = F.interpolate(x, size=self.target_size, mode="bilinear", align_corners=False)
+        lo = x.amin(dim=(1, 2, 3), keepdim=True)
+        hi = x.amax(dim=(1, 2, 3), keepdim=True)
+        return ((x - lo) / (hi - lo).clamp_min(1e-8) * 255.0).to(torch.uint8)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        x = self.preprocess_2d(x)
-        if hasattr(self.backbone, "predict"):
-            features = self.backbone.predict(x)
-        else:
-            features = self.backbone(x)
-        features = torch.as_tensor(features)
+        features = self.model.predict(x)
         return features, features
