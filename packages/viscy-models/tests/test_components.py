@@ -156,7 +156,7 @@ def test_foundation_wrappers_fail_clearly(name, monkeypatch):
     try:
         import transformers  # noqa: F401
     except ImportError:
-        with pytest.raises(ImportError, match="pip install transformers"):
+        with pytest.raises(ImportError, match=r"viscy-models\[foundation\]"):
             cls("facebook/dinov3-vits16-pretrain-lvd1689m")
     else:
         with pytest.raises(PretrainedWeightsUnavailableError, match="network"):
