@@ -807,6 +807,7 @@ CASES += [
         "foundation.dinov3.DINOv3Model",
         {},
         [(2, 1, 5, 32, 32), (2, 3, 24, 40), (1, 2, 3, 40, 48), (1, 4, 16, 16)],
+        fixed="ImageNet min-max preprocessing, 'backbone' attribute",
     )
     | {"weights": "hf_dinov3", "covers": M + "foundation.dinov3.DINOv3Model"},
     case(
@@ -814,6 +815,7 @@ CASES += [
         "foundation.dinov3.DINOv3Model",
         {"freeze": False},
         [(2, 1, 5, 32, 32), (1, 2, 48, 40)],
+        fixed="ImageNet min-max preprocessing, Identity projection",
     )
     | {"weights": "hf_dinov3", "projection": 4, "covers": M + "foundation.dinov3.DINOv3Model"},
 ]
@@ -830,6 +832,7 @@ CASES += [
         {},
         [(2, 2, 5, 64, 64), (1, 3, 100, 120), (2, 1, 256, 256)],
         probe="openphenom",
+        fixed="forward preprocessed; per-channel 0..255 floats, no resize",
     )
     | {"weights": "hf_openphenom", "covers": M + "foundation.openphenom.OpenPhenomModel"},
     case(
@@ -838,6 +841,7 @@ CASES += [
         {"freeze": False},
         [(1, 2, 64, 64)],
         probe="openphenom",
+        fixed="forward preprocessed; 'backbone' attribute",
     )
     | {"weights": "hf_openphenom", "covers": M + "foundation.openphenom.OpenPhenomModel"},
 ]
