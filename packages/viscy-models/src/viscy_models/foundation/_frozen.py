@@ -30,13 +30,19 @@ class FrozenBackboneMixin(nn.Module):
         return self
 
 
-def middle_slice_rgb(x: Tensor, size: int | None = None, normalize: bool = True) -> Tensor:
-    """``(B, C, Z, Y, X)`` or ``(B, C, Y, X)`` -> ``(B, 3, Y, X)``: middle Z slice, channels
-    repeated/truncated to RGB, min-max scaled per image then ImageNet-normalised."""
+def middle_slice(x: Tensor) -> Tensor:
+    """``(B, C, Z, Y, X)`` -> its middle Z slice ``(B, C, Y, X)``; 4D input unchanged."""
     if x.ndim == 5:
         x = x[:, :, x.shape[2] // 2]
     if x.ndim != 4:
         raise ValueError(f"Expected (B, C, Z, Y, X) or (B, C, Y, X), got {tuple(x.shape)}.")
+    return x
+
+
+def middle_slice_rgb(x: Tensor, size: int | None = None, normalize: bool = True) -> Tensor:
+    """``(B, C, Z, Y, X)`` or ``(B, C, Y, X)`` -> ``(B, 3, Y, X)``: middle Z slice, channels
+    repeated/truncated to RGB, min-max scaled per image then ImageNet-normalised."""
+    x = middle_slice(x)
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     elif x.shape[1] == 2:

@@ -7,7 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from viscy_models.foundation._frozen import FrozenBackboneMixin
+from viscy_models.foundation._frozen import FrozenBackboneMixin, middle_slice
 from viscy_models.foundation._hub import load_hf_image_processor, load_hf_model
 
 __all__ = ["DINOv3Model"]
@@ -64,10 +64,7 @@ class DINOv3Model(FrozenBackboneMixin):
 
     def preprocess_2d(self, x: Tensor) -> Tensor:
         """``(B, C, Z, Y, X)`` or ``(B, C, Y, X)`` -> normalised ``(B, 3, H, W)`` RGB."""
-        if x.ndim == 5:
-            x = x[:, :, x.shape[2] // 2]
-        if x.ndim != 4:
-            raise ValueError(f"Expected (B, C, Z, Y, X) or (B, C, Y, X), got {tuple(x.shape)}.")
+        x = middle_slice(x)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         elif x.shape[1] == 2:

@@ -7,7 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from viscy_models.foundation._frozen import FrozenBackboneMixin
+from viscy_models.foundation._frozen import FrozenBackboneMixin, middle_slice
 from viscy_models.foundation._hub import load_hf_model
 
 __all__ = ["OpenPhenomModel"]
@@ -44,10 +44,7 @@ class OpenPhenomModel(FrozenBackboneMixin):
     def preprocess_2d(self, x: Tensor) -> Tensor:
         """Middle Z slice resized bilinearly to 256 x 256, each image min-max scaled over all
         its channels to 0..255 and truncated to ``uint8``."""
-        if x.ndim == 5:
-            x = x[:, :, x.shape[2] // 2]
-        if x.ndim != 4:
-            raise ValueError(f"Expected (B, C, Z, Y, X) or (B, C, Y, X), got {tuple(x.shape)}.")
+        x = middle_slice(x)
         if tuple(x.shape[-2:]) != self.target_size:
             x = F.interpolate(x, size=self.target_size, mode="bilinear", align_corners=False)
         lo = x.amin(dim=(1, 2, 3), keepdim=True)
