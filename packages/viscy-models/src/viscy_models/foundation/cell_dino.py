@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from viscy_models.foundation._frozen import FrozenBackboneMixin
+from viscy_models.foundation._frozen import FrozenBackboneMixin, middle_slice
 from viscy_models.foundation._vit import ChunkedViT
 
 __all__ = ["CellDinoModel"]
@@ -56,17 +56,10 @@ class CellDinoModel(FrozenBackboneMixin):
         self.projection = projection
         self._freeze_backbone()
 
-    @property
-    def backbone(self) -> nn.Module:
-        return self.model
-
     def preprocess_2d(self, x: Tensor) -> Tensor:
         """``(B, C, Z, Y, X)`` (middle Z slice) or ``(B, C, Y, X)`` -> ``(B, C, *target_size)``,
         resized bilinearly, each image and channel z-scored over its pixels."""
-        if x.ndim == 5:
-            x = x[:, :, x.shape[2] // 2]
-        if x.ndim != 4:
-            raise ValueError(f"Expected (B, C, Z, Y, X) or (B, C, Y, X), got {tuple(x.shape)}.")
+        x = middle_slice(x)
         x = F.interpolate(x, size=self.target_size, mode="bilinear", align_corners=False)
         mean = x.mean(dim=(-2, -1), keepdim=True)
         std = x.std(dim=(-2, -1), keepdim=True, unbiased=False)

@@ -58,10 +58,6 @@ class DINOv3Model(FrozenBackboneMixin):
         self.projection = projection
         self._freeze_backbone()
 
-    @property
-    def backbone(self) -> nn.Module:
-        return self.model
-
     def preprocess_2d(self, x: Tensor) -> Tensor:
         """``(B, C, Z, Y, X)`` or ``(B, C, Y, X)`` -> normalised ``(B, 3, H, W)`` RGB."""
         x = middle_slice(x)

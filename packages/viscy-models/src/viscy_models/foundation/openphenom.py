@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -36,10 +35,6 @@ class OpenPhenomModel(FrozenBackboneMixin):
         self.target_size = (256, 256)
         self.freeze = freeze
         self._freeze_backbone()
-
-    @property
-    def backbone(self) -> nn.Module:
-        return self.model
 
     def preprocess_2d(self, x: Tensor) -> Tensor:
         """Middle Z slice resized bilinearly to 256 x 256, each image min-max scaled over all
