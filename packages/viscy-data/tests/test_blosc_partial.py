@@ -10,6 +10,7 @@ from pathlib import Path
 import numcodecs.blosc as nblosc
 import numpy as np
 import pytest
+from torch.utils.data import Dataset
 
 from viscy_data import _blosc_partial as bp
 from viscy_data._reader import PatchBox, PatchReader, PatchReadError
@@ -296,3 +297,33 @@ def test_partial_reads_in_a_forked_child_after_the_parent_read(chunked_plate):
     with ProcessPoolExecutor(1, mp_context=mp.get_context("fork")) as pool:
         got = pool.submit(_read_in_child, reader, boxes).result(timeout=120)
     np.testing.assert_array_equal(got, expected)
+
+
+class _ThreadsSeen(Dataset):
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> int:
+        from viscy_data._reader import reader_threads
+
+        return reader_threads()
+
+
+def test_reader_threads_are_shared_out_among_loader_workers():
+    # two workers decode in parallel already: each gets half the cores (at least 1), so the
+    # workers' thread pools never oversubscribe the cores the process may use
+    import multiprocessing
+    import os
+
+    from torch.utils.data import DataLoader
+
+    from viscy_data._reader import reader_threads
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert reader_threads() == max(1, min(8, cores))
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("needs fork")
+    loader = DataLoader(
+        _ThreadsSeen(), batch_size=None, num_workers=2, multiprocessing_context="fork"
+    )
+    assert set(loader) == {max(1, min(8, cores // 2))}

@@ -124,6 +124,23 @@ def worker_start_method(requested: str | None, num_workers: int) -> str | None:
     return None
 
 
+def reader_threads() -> int:
+    """Threads a reader decodes blosc chunks with in this process: the cores it may run on
+    (its CPU affinity, e.g. a SLURM allocation), shared out among the DataLoader workers when
+    it is one of them (they decode in parallel already; more threads than cores only contend),
+    at most 8. 1: decode in the calling thread."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    from torch.utils.data import get_worker_info
+
+    info = get_worker_info()
+    if info is not None:
+        cores //= max(1, info.num_workers)
+    return max(1, min(8, cores))
+
+
 def tensorstore_available() -> bool:
     """Whether tensorstore can be imported."""
     try:
@@ -602,12 +619,8 @@ class PatchReader:
                     target[...] = chunk[(*lead, slice(z.start, z.stop), slice(*y), slice(*x))]
 
         jobs = list(chunks)
-        if len(jobs) > 1 and (os.cpu_count() or 1) > 1:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="patch-reader"
-                )
-            list(self._executor.map(decode, jobs))
+        if len(jobs) > 1 and reader_threads() > 1:
+            list(self._pool().map(decode, jobs))
         else:
             for path in jobs:
                 decode(path)
@@ -720,13 +733,16 @@ class PatchReader:
         if len(boxes) == 1:
             out[rows[0]] = self._read_one_zarr_checked(boxes[0])
             return
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(
-                max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="patch-reader"
-            )
-        patches = self._executor.map(self._read_one_zarr_checked, boxes)
+        patches = self._pool().map(self._read_one_zarr_checked, boxes)
         for i, patch in zip(rows, patches, strict=True):
             out[i] = patch
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=max(2, reader_threads()), thread_name_prefix="patch-reader"
+            )
+        return self._executor
 
     def read_patch(self, box: PatchBox) -> np.ndarray:
         """Read one box; returns an array of shape (C, Z, Y, X)."""
