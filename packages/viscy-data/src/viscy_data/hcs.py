@@ -210,7 +210,10 @@ class HCSDataModule(DeviceTransformMixin, LightningDataModule):
     ground_truth_masks : Path, optional
         Test with ground-truth masks (see :class:`~viscy_data.MaskTestDataset`).
     persistent_workers, prefetch_factor, pin_memory :
-        DataLoader settings.
+        DataLoader settings. ``persistent_workers=True`` is recommended for training with
+        worker processes: each worker keeps the chunks it decoded (``cache_bytes``) for the
+        next epochs instead of starting every epoch with an empty cache (False, the 0.1.0
+        default, is kept).
     array_key : str
         Image array within each FOV.
     min_nonzero_fraction, nonzero_threshold, nonzero_channel, max_nonzero_retries :
