@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -133,9 +134,9 @@ def reader_threads() -> int:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    from torch.utils.data import get_worker_info
-
-    info = get_worker_info()
+    # a DataLoader worker has imported torch already; never import it here (seconds)
+    torch_data = sys.modules.get("torch.utils.data")
+    info = torch_data.get_worker_info() if torch_data is not None else None
     if info is not None:
         cores //= max(1, info.num_workers)
     return max(1, min(8, cores))
